@@ -1,0 +1,1 @@
+//! ClearML REST API: wire types and an async client.

@@ -1,0 +1,1 @@
+//! Test support: a real kube-apiserver + etcd started from binaries built from Go modules (tests/testenv).
