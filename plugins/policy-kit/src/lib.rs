@@ -1,0 +1,238 @@
+//! Shared plumbing for the default queue policies in `plugins/`.
+//!
+//! # Start here
+//! A plugin implements [`Policy`]: parse its config once ([`Policy::parse_config`], usually via [`config_from_value`])
+//! and transform a pod as a `serde_json::Value` ([`Policy::transform`]). That logic is plain Rust, so it is unit
+//! tested natively with `cargo test`. [`export_policy!`] turns the type into a WebAssembly component for the
+//! `clearml:queue-policy@0.1.0` world (only on `wasm32`), and the `testing` feature runs a plugin's golden
+//! `cases/` natively, the same files the host's `policy test` harness runs against the built component.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Why a policy did not return a pod; mirrors the WIT `policy-error` variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The task must not run as requested; shown to the ML user, so it says what to change.
+    Reject(String),
+    /// The queue's policy config is wrong; names the offending key.
+    InvalidConfig(String),
+    /// A bug or unexpected input; an operator should look.
+    Internal(String),
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reject(m) => write!(f, "rejected: {m}"),
+            Self::InvalidConfig(m) => write!(f, "invalid config: {m}"),
+            Self::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// Severity of a log line; mirrors the WIT `log-level` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where a policy's log lines go: the host's `log` import in a component, a vector in native tests.
+pub trait Logger {
+    /// Record one message.
+    fn log(&mut self, level: Level, message: &str);
+}
+
+/// A logger that keeps every line, for tests.
+#[derive(Debug, Default)]
+pub struct VecLogger(pub Vec<(Level, String)>);
+
+impl Logger for VecLogger {
+    fn log(&mut self, level: Level, message: &str) {
+        self.0.push((level, message.to_owned()));
+    }
+}
+
+/// What the host knows about the task; a plain mirror of the WIT `task` record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    pub name: String,
+    pub project: Option<String>,
+    pub user: Option<String>,
+    pub queue_id: String,
+    pub queue_name: String,
+    pub tags: Vec<String>,
+    pub image: Option<String>,
+    /// `"<section>/<name>" -> value`, in the host's order.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Task {
+    /// The value of the first of `keys` the task has as a property, with the key that matched.
+    pub fn first_property<'a>(&'a self, keys: &'a [String]) -> Option<(&'a str, &'a str)> {
+        keys.iter().find_map(|key| {
+            self.properties
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        })
+    }
+
+    /// The rest of the first tag that starts with `prefix` (`gpus=` on tag `gpus=2` gives `2`), with the tag.
+    pub fn tag_value<'a>(&'a self, prefix: &str) -> Option<(&'a str, &'a str)> {
+        if prefix.is_empty() {
+            return None;
+        }
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(prefix).map(|rest| (t.as_str(), rest)))
+    }
+
+    /// True when the task carries exactly this tag.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+/// One queue policy: config parsing plus a pure pod transform.
+pub trait Policy {
+    /// The parsed configuration, checked once at load time (`validate-config`) and again per evaluation.
+    type Config;
+
+    /// Parse and check the config. `null` (a queue that gives none) arrives as [`Value::Null`].
+    fn parse_config(config: &Value) -> Result<Self::Config, PolicyError>;
+
+    /// Return the new pod for `task`. Must be deterministic.
+    fn transform(
+        pod: Value,
+        task: &Task,
+        config: &Self::Config,
+        log: &mut dyn Logger,
+    ) -> Result<Value, PolicyError>;
+}
+
+/// Deserialize a config struct from JSON, reporting the offending key with its path (`config.gpuTypes.a100: unknown
+/// field ...`). `null` is read as `{}`, so a queue without config gets the struct's defaults.
+pub fn config_from_value<T: DeserializeOwned>(config: &Value) -> Result<T, PolicyError> {
+    let empty = Value::Object(serde_json::Map::new());
+    let config = if config.is_null() { &empty } else { config };
+    serde_path_to_error::deserialize(config).map_err(|err| {
+        let path = err.path().to_string();
+        let at = if path == "." {
+            "config".to_owned()
+        } else {
+            format!("config.{path}")
+        };
+        PolicyError::InvalidConfig(format!("{at}: {}", err.inner()))
+    })
+}
+
+/// Parse a config given as a JSON string (what crosses the WIT boundary) with `P`'s rules.
+pub fn parse_config_str<P: Policy>(config: &str) -> Result<P::Config, PolicyError> {
+    let value: Value = serde_json::from_str(config)
+        .map_err(|e| PolicyError::InvalidConfig(format!("config is not valid JSON: {e}")))?;
+    P::parse_config(&value)
+}
+
+/// The whole evaluation with JSON strings in and out: parse config and pod, transform, serialise.
+pub fn transform_str<P: Policy>(
+    pod: &str,
+    task: &Task,
+    config: &str,
+    log: &mut dyn Logger,
+) -> Result<String, PolicyError> {
+    let config = parse_config_str::<P>(config)?;
+    let pod: Value = serde_json::from_str(pod)
+        .map_err(|e| PolicyError::Internal(format!("the pod is not valid JSON: {e}")))?;
+    let pod = P::transform(pod, task, &config, log)?;
+    serde_json::to_string(&pod)
+        .map_err(|e| PolicyError::Internal(format!("cannot serialise the pod: {e}")))
+}
+
+/// Path of a container for messages: `spec.containers[0] (clearml-task)`.
+pub fn container_label(list: &str, index: usize, container: &Value) -> String {
+    match container.get("name").and_then(Value::as_str) {
+        Some(name) => format!("spec.{list}[{index}] ({name})"),
+        None => format!("spec.{list}[{index}]"),
+    }
+}
+
+/// Export `$policy` (a type implementing [`Policy`]) as the component's `policy` interface. Expands to nothing
+/// off `wasm32`, so the crate still builds and tests natively. The crate must depend on `wit-bindgen` and live two
+/// directories below the repository root (`plugins/<name>/`), where `../../wit/0.1.0` is the WIT package.
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        mod component {
+            use super::*;
+
+            wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "queue-policy" });
+
+            use clearml::queue_policy::types as wit_types;
+            use exports::clearml::queue_policy::policy::Guest;
+
+            struct HostLogger;
+
+            impl $crate::Logger for HostLogger {
+                fn log(&mut self, level: $crate::Level, message: &str) {
+                    let level = match level {
+                        $crate::Level::Debug => wit_types::LogLevel::Debug,
+                        $crate::Level::Info => wit_types::LogLevel::Info,
+                        $crate::Level::Warn => wit_types::LogLevel::Warn,
+                        $crate::Level::Error => wit_types::LogLevel::Error,
+                    };
+                    clearml::queue_policy::host::log(level, message);
+                }
+            }
+
+            fn to_wit(err: $crate::PolicyError) -> wit_types::PolicyError {
+                match err {
+                    $crate::PolicyError::Reject(m) => wit_types::PolicyError::Reject(m),
+                    $crate::PolicyError::InvalidConfig(m) => wit_types::PolicyError::InvalidConfig(m),
+                    $crate::PolicyError::Internal(m) => wit_types::PolicyError::Internal(m),
+                }
+            }
+
+            struct Component;
+
+            impl Guest for Component {
+                fn validate_config(config: String) -> Result<(), wit_types::PolicyError> {
+                    $crate::parse_config_str::<$policy>(&config).map(|_| ()).map_err(to_wit)
+                }
+
+                fn transform(
+                    pod: String,
+                    task: wit_types::Task,
+                    config: String,
+                ) -> Result<String, wit_types::PolicyError> {
+                    let task = $crate::Task {
+                        id: task.id,
+                        name: task.name,
+                        project: task.project,
+                        user: task.user,
+                        queue_id: task.queue_id,
+                        queue_name: task.queue_name,
+                        tags: task.tags,
+                        image: task.image,
+                        properties: task.properties,
+                    };
+                    $crate::transform_str::<$policy>(&pod, &task, &config, &mut HostLogger).map_err(to_wit)
+                }
+            }
+
+            export!(Component);
+        }
+    };
+}
