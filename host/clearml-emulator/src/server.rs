@@ -1,0 +1,677 @@
+//! The HTTP layer: one axum fallback route that parses `/{version}/{service}.{action}`, authenticates, decodes
+//! the body, runs the call against the store and wraps the result in ClearML's envelope.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::{self, Authenticated, Claims};
+use crate::endpoints::{self, Version};
+use crate::error::{ApiError, Error};
+use crate::requests as rq;
+use crate::store::{Identity, Store};
+use crate::time::Ts;
+
+/// Access key of the default credentials (also what `clearml-k8s-agent emulator` uses unless told otherwise).
+pub const DEFAULT_ACCESS_KEY: &str = "EMULATOR_ACCESS_KEY";
+/// Secret key of the default credentials.
+pub const DEFAULT_SECRET_KEY: &str = "emulator-secret-key";
+/// Name of the cookie `auth.login` sets, read as a bearer token when a call has no `Authorization` header.
+const SESSION_COOKIE: &str = "clearml_token_basic";
+/// Longest token a client may ask for (one year), as on the server.
+const MAX_EXPIRATION_SEC: i64 = 31_536_000;
+
+/// How to run an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Address to listen on; `127.0.0.1:0` picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Accepted (access key, secret key) pairs.
+    pub credentials: Vec<(String, String)>,
+    /// Loaded at start when it exists, written on shutdown.
+    pub state_file: Option<PathBuf>,
+    /// Lifetime of tokens when the client does not ask for one. Default 30 days, like the server: clients refresh
+    /// when fewer than 12 h remain, so anything shorter makes them log in before every call.
+    pub token_ttl_secs: i64,
+    /// The `api_version` claim: the newest version served (2.31 = clearml-server 2.0).
+    pub api_version: String,
+    pub server_version: String,
+    /// The `feature_set` claim. `basic` is the open-source server; anything else also serves the enterprise
+    /// endpoints (`workers.cluster_report`).
+    pub feature_set: String,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            credentials: vec![(DEFAULT_ACCESS_KEY.into(), DEFAULT_SECRET_KEY.into())],
+            state_file: None,
+            token_ttl_secs: 30 * 24 * 3600,
+            api_version: "2.31".into(),
+            server_version: "2.0.0".into(),
+            feature_set: "basic".into(),
+        }
+    }
+}
+
+/// A scripted failure: the next `remaining` calls to `endpoint` answer `code`/`subcode` (tests of client retries).
+#[derive(Debug, Clone)]
+struct Fault {
+    endpoint: String,
+    code: u16,
+    remaining: u32,
+}
+
+/// State shared by every request.
+struct Shared {
+    config: EmulatorConfig,
+    max_version: Version,
+    store: Mutex<Store>,
+    /// HMAC key for tokens; replacing it revokes every token issued so far.
+    token_secret: Mutex<Vec<u8>>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    faults: Mutex<Vec<Fault>>,
+}
+
+/// Poison only means another request panicked mid-call; the data is still the best we have, so keep serving.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn random_secret() -> Vec<u8> {
+    (0..32).map(|_| fastrand::u8(..)).collect()
+}
+
+/// An emulator: state plus configuration, not yet bound to a socket.
+#[derive(Clone)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+}
+
+impl Emulator {
+    /// Builds the state, loading `config.state_file` when it exists.
+    pub fn new(config: EmulatorConfig) -> Result<Self, Error> {
+        let identity = Identity::default();
+        let store = match &config.state_file {
+            Some(path) if path.exists() => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::ReadState {
+                    path: path.clone(),
+                    source,
+                })?;
+                let mut store: Store =
+                    serde_json::from_str(&text).map_err(|source| Error::ParseState {
+                        path: path.clone(),
+                        source,
+                    })?;
+                store.identity = identity;
+                store
+            }
+            _ => Store::new(identity, Ts::now()),
+        };
+        let max_version = Version::parse(&config.api_version).unwrap_or(Version(2, 31));
+        Ok(Emulator {
+            shared: Arc::new(Shared {
+                config,
+                max_version,
+                store: Mutex::new(store),
+                token_secret: Mutex::new(random_secret()),
+                calls: Mutex::new(BTreeMap::new()),
+                faults: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The axum router (usable without a socket, e.g. with `tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .fallback(handle)
+            .with_state(self.shared.clone())
+    }
+
+    /// Binds `config.bind` and serves in a background task until the handle is shut down or dropped.
+    pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, Error> {
+        let emulator = Emulator::new(config)?;
+        let addr = emulator.shared.config.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = emulator.clone();
+        let task = tokio::spawn(async move {
+            server
+                .serve(listener, async move {
+                    // A dropped sender also means "stop": a test that forgets to shut down does not leak a server.
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(EmulatorHandle {
+            base_url: format!("http://{local}"),
+            addr: local,
+            emulator,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then saves the state file (if configured).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(Error::Serve)?;
+        self.save()
+    }
+
+    /// Writes the state file now (no-op without one).
+    pub fn save(&self) -> Result<(), Error> {
+        let Some(path) = &self.shared.config.state_file else {
+            return Ok(());
+        };
+        let text = serde_json::to_string_pretty(&*lock(&self.shared.store)).map_err(|source| {
+            Error::ParseState {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        std::fs::write(path, text).map_err(|source| Error::WriteState {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::info!(path = %path.display(), "emulator state saved");
+        Ok(())
+    }
+
+    /// How many calls `endpoint` has received (any outcome).
+    pub fn call_count(&self, endpoint: &str) -> u64 {
+        lock(&self.shared.calls).get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// Invalidates every token issued so far (clients then get 401/30 and must log in again).
+    pub fn revoke_tokens(&self) {
+        *lock(&self.shared.token_secret) = random_secret();
+    }
+
+    /// Makes the next `count` calls to `endpoint` fail with `code`/0 (e.g. 503) before reaching the store.
+    pub fn fail_next(&self, endpoint: &str, code: u16, count: u32) {
+        lock(&self.shared.faults).push(Fault {
+            endpoint: endpoint.into(),
+            code,
+            remaining: count,
+        });
+    }
+
+    /// A token for the emulator's user that expires `exp_in_secs` from now (negative: already expired).
+    pub fn issue_token(&self, exp_in_secs: i64) -> String {
+        let now = Ts::now();
+        let claims = self.claims(now, now.plus_secs(exp_in_secs).unix_secs());
+        auth::issue(&lock(&self.shared.token_secret), &claims)
+    }
+
+    /// Runs `f` on the store (inspection and seeding in tests).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut lock(&self.shared.store))
+    }
+
+    fn claims(&self, now: Ts, exp: i64) -> Claims {
+        let c = &self.shared.config;
+        Claims {
+            identity: lock(&self.shared.store).identity.clone(),
+            iat: now.unix_secs(),
+            exp,
+            session_id: format!("{:032x}", fastrand::u128(..)),
+            api_version: c.api_version.clone(),
+            server_version: c.server_version.clone(),
+            feature_set: c.feature_set.clone(),
+            auth_type: "Bearer".into(),
+        }
+    }
+}
+
+/// A running emulator. Dropping it stops the server (without saving); [`EmulatorHandle::shutdown`] stops it
+/// gracefully and saves the state file.
+pub struct EmulatorHandle {
+    base_url: String,
+    addr: SocketAddr,
+    emulator: Emulator,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl EmulatorHandle {
+    /// `http://127.0.0.1:<port>`, what clients take as the API host.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The emulator behind the socket (call counts, fault injection, store access).
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    /// Stops accepting, finishes in-flight calls, saves the state file.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::Serve(std::io::Error::other(join))),
+        }
+    }
+}
+
+impl std::ops::Deref for EmulatorHandle {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emulator
+    }
+}
+
+/// Splits `/v2.23/tasks.get_by_id` (version optional, trailing slash allowed) as the server's path regex does.
+fn parse_path(path: &str) -> Option<(Option<&str>, &str)> {
+    let p = path.strip_prefix('/').unwrap_or(path);
+    let p = p.strip_suffix('/').unwrap_or(p);
+    let (version, name) = match p.split_once('/') {
+        Some((v, n)) => (Some(v.strip_prefix('v')?), n),
+        None => (None, p),
+    };
+    if let Some(v) = version {
+        let ok = !v.is_empty()
+            && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && v.matches('.').count() <= 1;
+        if !ok
+            || !v.starts_with(|c: char| c.is_ascii_digit())
+            || !v.ends_with(|c: char| c.is_ascii_digit())
+        {
+            return None;
+        }
+    }
+    let (service, action) = name.split_once('.')?;
+    let ident = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    (ident(service) && ident(action)).then_some((version, name))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Query parameters as the server reads them: numbers and `true`/`false` are converted, the rest stay strings.
+fn query_params(query: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (percent_decode(k), percent_decode(v));
+        let value = if !v.is_empty() && v.replacen('.', "", 1).chars().all(|c| c.is_ascii_digit()) {
+            if v.contains('.') {
+                v.parse::<f64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(v))
+            } else {
+                v.parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(v))
+            }
+        } else if v.eq_ignore_ascii_case("true") {
+            Value::Bool(true)
+        } else if v.eq_ignore_ascii_case("false") {
+            Value::Bool(false)
+        } else {
+            Value::String(v)
+        };
+        m.insert(k, value);
+    }
+    m
+}
+
+/// The request data: the JSON body (JSON lines for batches) with query parameters filling in absent keys.
+fn request_data(headers: &HeaderMap, body: &[u8], query: Option<&str>) -> Result<Value, ApiError> {
+    let is_lines = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json-lines"));
+    let query = query_params(query);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(query));
+    }
+    if is_lines {
+        let mut items = Vec::new();
+        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let item: Value = serde_json::from_slice(line)
+                .map_err(|e| ApiError::bad_request(format!("{e} in batch item #{i}")))?;
+            items.push(item);
+        }
+        return Ok(Value::Array(items));
+    }
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Failed to decode JSON object: {e}")))?;
+    Ok(match body {
+        Value::Object(mut m) => {
+            for (k, v) in query {
+                m.entry(k).or_insert(v);
+            }
+            Value::Object(m)
+        }
+        Value::Null => Value::Object(query),
+        Value::Array(a) if a.is_empty() => Value::Object(query),
+        other => other,
+    })
+}
+
+struct Meta<'a> {
+    trx: String,
+    endpoint: Option<&'a str>,
+    requested: Option<String>,
+    actual: Option<String>,
+}
+
+fn envelope(meta: &Meta<'_>, result: Result<Value, ApiError>, cookie: Option<&str>) -> Response {
+    let id = format!("{:032x}", fastrand::u128(..));
+    let (code, subcode, msg, data) = match result {
+        Ok(data) => (200, 0, "OK".to_owned(), data),
+        Err(e) => (e.code, e.subcode, e.msg, json!({})),
+    };
+    let body = json!({
+        "meta": {
+            "id": id,
+            "trx": if meta.trx.is_empty() { id.clone() } else { meta.trx.clone() },
+            "endpoint": {
+                "name": meta.endpoint.unwrap_or(""),
+                "requested_version": meta.requested,
+                "actual_version": meta.actual,
+            },
+            "result_code": code,
+            "result_subcode": subcode,
+            "result_msg": msg,
+            "error_stack": Value::Null,
+            "error_data": {},
+        },
+        "data": data,
+    });
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(token) = cookie
+        && let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly"))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::OK.into_response();
+    }
+    let trx = header_str(&headers, &["x-clearml-trx", "x-trains-trx"])
+        .unwrap_or("")
+        .to_owned();
+    let path = uri.path();
+    let Some((version, name)) = parse_path(path) else {
+        let meta = Meta {
+            trx,
+            endpoint: None,
+            requested: None,
+            actual: None,
+        };
+        tracing::debug!(path, result_code = 400, "malformed request path");
+        return envelope(
+            &meta,
+            Err(ApiError::bad_request(format!(
+                "Invalid request path {path}"
+            ))),
+            None,
+        );
+    };
+    let requested = match version {
+        Some(v) => match Version::parse(v) {
+            Some(v) => v,
+            None => {
+                let meta = Meta {
+                    trx,
+                    endpoint: Some(name),
+                    requested: Some(v.to_owned()),
+                    actual: None,
+                };
+                let err = ApiError::new(
+                    400,
+                    2,
+                    format!("Request path has invalid version: version={v}"),
+                );
+                return envelope(&meta, Err(err), None);
+            }
+        },
+        None => shared.max_version,
+    };
+    *lock(&shared.calls).entry(name.to_owned()).or_insert(0) += 1;
+    let enterprise = shared.config.feature_set != "basic";
+    let actual = endpoints::resolve(name, requested, enterprise);
+    let mut meta = Meta {
+        trx,
+        endpoint: Some(name),
+        requested: Some(requested.to_string()),
+        actual: actual.map(|v| v.to_string()),
+    };
+    let mut cookie = None;
+    let result = match actual {
+        None => Err(ApiError::endpoint_not_found(name, &requested.to_string())),
+        Some(_) => {
+            let r = call(&shared, name, &headers, &body, uri.query());
+            r.map(|(data, token)| {
+                cookie = token;
+                data
+            })
+        }
+    };
+    if actual.is_none() {
+        meta.actual = None;
+    }
+    match &result {
+        Ok(_) => tracing::debug!(endpoint = name, result_code = 200, "call"),
+        Err(e) => {
+            tracing::debug!(endpoint = name, result_code = e.code, result_subcode = e.subcode, msg = %e.msg, "call")
+        }
+    }
+    envelope(&meta, result, cookie.as_deref())
+}
+
+/// Authentication, body decoding, scripted faults, then the call itself. Returns the data and, for
+/// `auth.login`, the token to set as the session cookie.
+fn call(
+    shared: &Shared,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    query: Option<&str>,
+) -> Result<(Value, Option<String>), ApiError> {
+    let now = Ts::now();
+    let authorization = header_str(headers, &["authorization"]);
+    let secret = lock(&shared.token_secret).clone();
+    let authn = auth::authenticate(
+        authorization,
+        session_cookie(headers),
+        &shared.config.credentials,
+        &secret,
+        now,
+    )?;
+    let data = request_data(headers, body, query)?;
+    {
+        let mut faults = lock(&shared.faults);
+        if let Some(f) = faults
+            .iter_mut()
+            .find(|f| f.endpoint == name && f.remaining > 0)
+        {
+            f.remaining -= 1;
+            return Err(ApiError::new(
+                f.code,
+                0,
+                format!("Injected failure for {name}"),
+            ));
+        }
+    }
+    if name == "auth.login" {
+        let token = login(shared, &authn, data, now, &secret)?;
+        return Ok((json!({ "token": token }), Some(token)));
+    }
+    if !data.is_object() && name != "events.add_batch" {
+        return Err(ApiError::validation("request data must be a JSON object"));
+    }
+    let mut store = lock(&shared.store);
+    endpoints::dispatch(&mut store, name, data, now).map(|v| (v, None))
+}
+
+fn login(
+    shared: &Shared,
+    authn: &Authenticated,
+    data: Value,
+    now: Ts,
+    secret: &[u8],
+) -> Result<String, ApiError> {
+    let req: rq::Login = serde_json::from_value(data).map_err(ApiError::validation)?;
+    let ttl = match req.expiration_sec {
+        Some(s) if s > MAX_EXPIRATION_SEC => {
+            return Err(ApiError::validation(format!(
+                "Expiration time exceeds the maximum allowed ({MAX_EXPIRATION_SEC}): expiration_sec={s}"
+            )));
+        }
+        Some(s) if s > 0 => s,
+        _ => shared.config.token_ttl_secs,
+    };
+    let c = &shared.config;
+    let identity = match authn {
+        Authenticated::Bearer(claims) => claims.identity.clone(),
+        Authenticated::Basic { .. } => lock(&shared.store).identity.clone(),
+    };
+    let claims = Claims {
+        identity,
+        iat: now.unix_secs(),
+        exp: now.plus_secs(ttl).unix_secs(),
+        session_id: format!("{:032x}", fastrand::u128(..)),
+        api_version: c.api_version.clone(),
+        server_version: c.server_version.clone(),
+        feature_set: c.feature_set.clone(),
+        auth_type: "Bearer".into(),
+    };
+    Ok(auth::issue(secret, &claims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_like_the_server_regex() {
+        assert_eq!(
+            parse_path("/v2.23/tasks.get_by_id"),
+            Some((Some("2.23"), "tasks.get_by_id"))
+        );
+        assert_eq!(parse_path("/auth.login"), Some((None, "auth.login")));
+        assert_eq!(
+            parse_path("/v2/queues.get_all/"),
+            Some((Some("2"), "queues.get_all"))
+        );
+        assert_eq!(parse_path("/tasks"), None);
+        assert_eq!(parse_path("/v2.23/tasks.get-by-id"), None);
+        assert_eq!(parse_path("/api/v2.23/tasks.get_by_id"), None);
+    }
+
+    #[test]
+    fn query_values_are_typed() {
+        let m = query_params(Some("expiration_sec=100&force=true&name=a%20b&f=1.5"));
+        assert_eq!(m["expiration_sec"], json!(100));
+        assert_eq!(m["force"], json!(true));
+        assert_eq!(m["name"], json!("a b"));
+        assert_eq!(m["f"], json!(1.5));
+    }
+
+    #[test]
+    fn bodies_decode_or_fail_with_400_0() {
+        let h = HeaderMap::new();
+        assert_eq!(request_data(&h, b"", Some("a=1")).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            request_data(&h, br#"{"a":2}"#, Some("a=1&b=x")).unwrap(),
+            json!({"a": 2, "b": "x"})
+        );
+        let err = request_data(&h, b"{not json", None).unwrap_err();
+        assert_eq!((err.code, err.subcode), (400, 0));
+        let mut lines = HeaderMap::new();
+        lines.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json-lines"),
+        );
+        assert_eq!(
+            request_data(&lines, b"{\"a\":1}\n{\"b\":2}\n", None).unwrap(),
+            json!([{"a":1},{"b":2}])
+        );
+    }
+}
