@@ -29,10 +29,76 @@ lint: setup
 # Build every WebAssembly component: hostile test components, the sample policy, default plugins, examples
 wasm: setup
     scripts/guest-cargo.sh build
+    just examples
+
+# Build the default plugins (plugins/, Rust, wasm32-wasip2) into $POLICY_DIR/<plugin>.wasm; a plugin without cases fails
+plugins: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for dir in plugins/*/; do
+        name="$(basename "$dir")"
+        [[ -f "$dir/.not-a-policy" ]] && continue
+        if ! compgen -G "$dir/cases/*/task.yaml" >/dev/null; then
+            echo "error: $dir has no golden cases (cases/<case>/task.yaml ...): every plugin needs them" >&2
+            exit 1
+        fi
+    done
+    CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+    mkdir -p "$POLICY_DIR"
+    for dir in plugins/*/; do
+        name="$(basename "$dir")"
+        [[ -f "$dir/.not-a-policy" ]] && continue
+        cp "$WASM_TARGET_DIR/wasm32-wasip2/release/${name//-/_}.wasm" "$POLICY_DIR/$name.wasm"
+        echo "built $POLICY_DIR/$name.wasm"
+    done
+
+# Build the Python and JavaScript example policies into $POLICY_DIR/<example>.wasm; an example without cases fails
+examples:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # componentize-py (PyPI) and componentize-js (npm) are pinned by each example's requirements.txt or
+    # package-lock.json and installed into the cache, keyed by a hash of those pins.
+    mkdir -p "$POLICY_DIR"
+    wit=wit/0.1.0
+    # Rebuild only when a source, the pins or the WIT changed since the component was built.
+    fresh() { [[ -f "$1" ]] && [[ -z "$(find "$2" "$wit" -newer "$1" -type f -not -path '*/cases/*' -not -name '*.pyc' | head -1)" ]]; }
+    has_cases() {
+        if ! compgen -G "$1/cases/*/task.yaml" >/dev/null; then
+            echo "error: $1 has no golden cases (cases/<case>/task.yaml ...): every example needs them" >&2
+            exit 1
+        fi
+    }
+    for dir in examples/python-*/; do
+        dir="${dir%/}" name="$(basename "$dir")" out="$POLICY_DIR/$(basename "$dir").wasm"
+        has_cases "$dir"
+        venv="{{cache}}/venv-componentize-$(sha256sum "$dir/requirements.txt" | cut -c1-12)"
+        if [[ ! -x "$venv/bin/componentize-py" ]]; then
+            python3 -m venv "$venv"
+            "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
+        fi
+        if fresh "$out" "$dir"; then echo "up to date $out"; continue; fi
+        (cd "$dir" && PYTHONDONTWRITEBYTECODE=1 "$venv/bin/componentize-py" -d "../../$wit" -w queue-policy componentize app -o "$out" >/dev/null)
+        echo "built $out"
+    done
+    for dir in examples/js-*/; do
+        dir="${dir%/}" name="$(basename "$dir")" out="$POLICY_DIR/$(basename "$dir").wasm"
+        has_cases "$dir"
+        # node_modules live in the cache, not the clone: install from the committed lockfile with `npm ci`.
+        tools="{{cache}}/npm-$name-$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -c1-12)"
+        if [[ ! -x "$tools/node_modules/.bin/componentize-js" ]]; then
+            mkdir -p "$tools"
+            cp "$dir/package.json" "$dir/package-lock.json" "$tools/"
+            (cd "$tools" && npm ci --quiet --no-audit --no-fund --cache "{{cache}}/npm-cache")
+        fi
+        if fresh "$out" "$dir"; then echo "up to date $out"; continue; fi
+        (cd "$dir" && "$tools/node_modules/.bin/componentize-js" policy.js -w "../../$wit/queue-policy.wit" -n queue-policy -o "$out" -d http fetch-event >/dev/null)
+        echo "built $out"
+    done
 
 # Run all tests: lint, build components and the control plane, Rust tests, policy golden cases, conformance
 test: lint wasm
     cargo test --workspace
+    cargo test --quiet --manifest-path plugins/Cargo.toml
     just policy-cases
 
 # Run every policy's golden cases through the harness
