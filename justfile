@@ -36,8 +36,7 @@ plugins: setup
     #!/usr/bin/env bash
     set -euo pipefail
     for dir in plugins/*/; do
-        name="$(basename "$dir")"
-        [[ -f "$dir/.not-a-policy" ]] && continue
+        [[ -f "$dir/Cargo.toml" && ! -f "$dir/.not-a-policy" ]] || continue
         if ! compgen -G "$dir/cases/*/task.yaml" >/dev/null; then
             echo "error: $dir has no golden cases (cases/<case>/task.yaml ...): every plugin needs them" >&2
             exit 1
@@ -46,8 +45,8 @@ plugins: setup
     CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
     mkdir -p "$POLICY_DIR"
     for dir in plugins/*/; do
+        [[ -f "$dir/Cargo.toml" && ! -f "$dir/.not-a-policy" ]] || continue
         name="$(basename "$dir")"
-        [[ -f "$dir/.not-a-policy" ]] && continue
         cp "$WASM_TARGET_DIR/wasm32-wasip2/release/${name//-/_}.wasm" "$POLICY_DIR/$name.wasm"
         echo "built $POLICY_DIR/$name.wasm"
     done
