@@ -90,7 +90,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
 ];
 
 /// Enterprise-only endpoints, answered only when the emulator is configured with a non-`basic` feature set.
-const ENTERPRISE_ENDPOINTS: &[(&str, &str)] = &[("workers.cluster_report", "2.25")];
+// The enterprise schema is not public; its min_version is assumed to be that of the other workers calls.
+const ENTERPRISE_ENDPOINTS: &[(&str, &str)] = &[("workers.cluster_report", "2.4")];
 
 /// The `min_version` of the newest implementation of `name` at or below `requested`, if any.
 pub fn resolve(name: &str, requested: Version, enterprise: bool) -> Option<Version> {

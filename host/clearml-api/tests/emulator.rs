@@ -1,0 +1,1051 @@
+//! The client against the in-process emulator: every endpoint the agent uses, each error path of the reference,
+//! token refresh and re-login, retries.
+// Helpers here are not #[test] fns, so clippy.toml's allow-unwrap-in-tests does not reach them; a panic is a
+// test failure with a backtrace, which is what we want.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use clearml_api::{
+    Client, ClientConfig, ClusterReport, Dequeue, Enqueue, Error, HyperParamItem, MachineStats,
+    QueueCreate, QueuesGetAll, RetryPolicy, StatusChange, StatusReport, TaskEdit, TaskStatus,
+    TasksGetAll, WorkerRegister, codes,
+};
+use clearml_emulator::{
+    DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Emulator, EmulatorConfig, EmulatorHandle,
+};
+use serde_json::{Value, json};
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    }
+}
+
+async fn start_with(config: EmulatorConfig) -> (EmulatorHandle, Client) {
+    let emu = Emulator::start(config).await.unwrap();
+    let mut cfg = ClientConfig::new(emu.base_url(), DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY);
+    cfg.retry = fast_retry();
+    let client = Client::new(cfg).unwrap();
+    (emu, client)
+}
+
+async fn start() -> (EmulatorHandle, Client) {
+    start_with(EmulatorConfig::default()).await
+}
+
+async fn new_task(client: &Client, name: &str) -> String {
+    let v: Value = client
+        .call("tasks.create", &json!({ "name": name, "type": "training" }))
+        .await
+        .unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+async fn new_queue(client: &Client, name: &str) -> String {
+    client
+        .queues_create(&QueueCreate {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn api_code(err: &Error) -> (String, u16, u32) {
+    match err {
+        Error::Api {
+            endpoint,
+            code,
+            subcode,
+            ..
+        } => (endpoint.clone(), *code, *subcode),
+        other => panic!("expected a ClearML error result, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn login_gives_the_claims_clients_rely_on() {
+    let (_emu, client) = start().await;
+    let claims = client.server_claims().await.unwrap();
+    assert_eq!(claims.api_version.as_deref(), Some("2.31"));
+    assert_eq!(claims.feature_set.as_deref(), Some("basic"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        claims.exp.unwrap() - now > 43_200,
+        "tokens must outlive the agent's 12 h refresh margin"
+    );
+}
+
+#[tokio::test]
+async fn queues_create_lookup_hidden_and_errors() {
+    let (_emu, client) = start().await;
+    let id = client
+        .queues_create(&QueueCreate {
+            name: "1xGPU".into(),
+            tags: vec!["gpu".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pending = client
+        .queues_create(&QueueCreate {
+            name: "k8s_scheduler".into(),
+            system_tags: vec!["k8s-glue".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let found = client
+        .queues_get_all(&QueuesGetAll {
+            name: Some("^1xGPU$".into()),
+            only_fields: vec!["id".into(), "name".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    assert_eq!(client.queues_get_by_id(&id).await.unwrap().tags, ["gpu"]);
+
+    let visible: Vec<String> = client
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(
+        visible,
+        ["default", "1xGPU"],
+        "the k8s-glue queue is hidden"
+    );
+    let all = client
+        .queues_get_all(&QueuesGetAll {
+            search_hidden: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all.iter().any(|q| q.id == pending));
+
+    let dup = client
+        .queues_create(&QueueCreate {
+            name: "1xGPU".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&dup), ("queues.create".into(), 400, 801));
+    let short = client
+        .queues_create(&QueueCreate {
+            name: "q".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&short), ("queues.create".into(), 400, 800));
+    let unknown = client.queues_get_by_id("1xGPU").await.unwrap_err();
+    assert_eq!(api_code(&unknown), ("queues.get_by_id".into(), 400, 701));
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("queues.get_by_id: ClearML error 400/701: Invalid queue id")
+    );
+}
+
+#[tokio::test]
+async fn task_lifecycle_through_a_queue() {
+    let (_emu, client) = start().await;
+    let queue = new_queue(&client, "cpu-queue").await;
+    let task = new_task(&client, "train model").await;
+
+    let enq = client
+        .tasks_enqueue(&Enqueue {
+            task: task.clone(),
+            queue: Some(queue.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(enq.queued, 1);
+    assert_eq!(enq.fields["execution.queue"], json!(queue));
+    let t = client.tasks_get_by_id(&task).await.unwrap();
+    assert_eq!(t.status, Some(TaskStatus::Queued));
+    assert_eq!(t.execution_queue(), Some(queue.as_str()));
+
+    let next = client.queues_get_next_task(&queue).await.unwrap().unwrap();
+    assert_eq!(next.entry.task, task);
+    assert!(next.task_info.unwrap().user.is_some());
+    assert_eq!(
+        client.queues_get_next_task(&queue).await.unwrap(),
+        None,
+        "empty queue answers no entry"
+    );
+    assert_eq!(
+        client.tasks_get_by_id(&task).await.unwrap().status,
+        Some(TaskStatus::Queued),
+        "popping does not change the status"
+    );
+
+    client
+        .tasks_set_status_message(&task, "K8S glue status: Unschedulable")
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .tasks_get_by_id(&task)
+            .await
+            .unwrap()
+            .status_message
+            .as_deref(),
+        Some("K8S glue status: Unschedulable")
+    );
+
+    let started = client
+        .tasks_started(&StatusChange::new(&task))
+        .await
+        .unwrap();
+    assert_eq!(started.fields["status"], json!("in_progress"));
+    let failed = client
+        .tasks_failed(
+            &StatusChange::new(&task)
+                .reason("pod failed")
+                .message("OOMKilled"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.updated, 1);
+    let t = client.tasks_get_by_id(&task).await.unwrap();
+    assert_eq!(
+        (t.status, t.status_message.as_deref()),
+        (Some(TaskStatus::Failed), Some("OOMKilled"))
+    );
+
+    // failed -> in_progress needs force.
+    let err = client
+        .tasks_started(&StatusChange::new(&task))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), ("tasks.started".into(), 400, 110));
+    client
+        .tasks_started(&StatusChange::new(&task).force())
+        .await
+        .unwrap();
+    client
+        .tasks_stopped(&StatusChange::new(&task))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.tasks_get_by_id(&task).await.unwrap().status,
+        Some(TaskStatus::Stopped)
+    );
+}
+
+#[tokio::test]
+async fn glue_pending_queue_sequence() {
+    let (_emu, client) = start().await;
+    let queue = new_queue(&client, "1xGPU").await;
+    let pending = client
+        .queues_create(&QueueCreate {
+            name: "k8s_scheduler".into(),
+            system_tags: vec!["k8s-glue".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let task = new_task(&client, "glue task").await;
+    client
+        .tasks_enqueue(&Enqueue {
+            task: task.clone(),
+            queue: Some(queue.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client.queues_get_next_task(&queue).await.unwrap().unwrap();
+    client
+        .tasks_stop(&StatusChange::new(&task).force())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.tasks_get_by_id(&task).await.unwrap().status,
+        Some(TaskStatus::Stopped)
+    );
+    let err = client
+        .queues_remove_task(&pending, &task)
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::TASK_NOT_QUEUED));
+    client
+        .tasks_enqueue(&Enqueue {
+            task: task.clone(),
+            queue: Some(pending.clone()),
+            status_reason: Some("k8s pending scheduler".into()),
+            update_execution_queue: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The container edit on a queued task needs force.
+    let edit = TaskEdit {
+        task: task.clone(),
+        container: Some(clearml_api::Container {
+            image: Some("nvidia/cuda:12.4.0-runtime-ubuntu22.04".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(
+        client
+            .tasks_edit(&edit)
+            .await
+            .unwrap_err()
+            .is(codes::INVALID_TASK_STATUS)
+    );
+    client
+        .tasks_edit(&TaskEdit {
+            force: true,
+            ..edit
+        })
+        .await
+        .unwrap();
+    client
+        .tasks_edit_hyper_params(
+            &task,
+            &[HyperParamItem::new("properties", "k8s-queue", "1xGPU")],
+            false,
+        )
+        .await
+        .unwrap();
+    let only = client
+        .tasks_get_all(&TasksGetAll {
+            id: vec![task.clone()],
+            only_fields: vec!["container".into(), "hyperparams".into(), "status".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        only[0].image(),
+        Some("nvidia/cuda:12.4.0-runtime-ubuntu22.04")
+    );
+    assert_eq!(
+        only[0].hyperparams.as_ref().unwrap()["properties"]["k8s-queue"]
+            .value
+            .as_deref(),
+        Some("1xGPU")
+    );
+    assert_eq!(only[0].name, "", "only_fields trims the document");
+
+    // In the pod: dequeue straight to in_progress, then started.
+    let d = client
+        .tasks_dequeue(&Dequeue {
+            task: task.clone(),
+            new_status: Some(TaskStatus::InProgress),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((d.dequeued, d.updated), (1, 1));
+    assert!(
+        client
+            .queues_get_by_id(&pending)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    client
+        .tasks_started(&StatusChange::new(&task).force())
+        .await
+        .unwrap();
+
+    let running = client
+        .tasks_get_all(&TasksGetAll {
+            status: vec![TaskStatus::InProgress],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        running.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [task.as_str()]
+    );
+}
+
+#[tokio::test]
+async fn enqueue_and_queue_error_codes() {
+    let (emu, client) = start().await;
+    let queue = new_queue(&client, "errors").await;
+    let task = new_task(&client, "error task").await;
+
+    let both = Enqueue {
+        task: task.clone(),
+        queue: Some(queue.clone()),
+        queue_name: Some("errors".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        api_code(&client.tasks_enqueue(&both).await.unwrap_err()),
+        ("tasks.enqueue".into(), 400, 12)
+    );
+    let keep = Enqueue {
+        task: task.clone(),
+        queue: Some(queue.clone()),
+        update_execution_queue: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(
+        api_code(&client.tasks_enqueue(&keep).await.unwrap_err()),
+        ("tasks.enqueue".into(), 400, 12)
+    );
+    let unknown_queue = Enqueue {
+        task: task.clone(),
+        queue: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(
+        client
+            .tasks_enqueue(&unknown_queue)
+            .await
+            .unwrap_err()
+            .is(codes::INVALID_QUEUE_ID)
+    );
+    assert_eq!(
+        client.tasks_get_by_id(&task).await.unwrap().status,
+        Some(TaskStatus::Created),
+        "a failed push reverts the status"
+    );
+    let unknown_task = Enqueue {
+        task: "f00".into(),
+        queue: Some(queue.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        api_code(&client.tasks_enqueue(&unknown_task).await.unwrap_err()),
+        ("tasks.enqueue".into(), 400, 101)
+    );
+    assert_eq!(
+        api_code(&client.tasks_get_by_id("f00").await.unwrap_err()),
+        ("tasks.get_by_id".into(), 400, 101)
+    );
+
+    // queue_name: an unknown name is created.
+    let by_name = Enqueue {
+        task: task.clone(),
+        queue_name: Some("auto-created".into()),
+        ..Default::default()
+    };
+    client.tasks_enqueue(&by_name).await.unwrap();
+    let auto = client
+        .queues_get_all(&QueuesGetAll {
+            name: Some("^auto-created$".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(auto[0].entries[0].task, task);
+
+    // add_task / remove_task.
+    client.queues_add_task(&queue, &task).await.unwrap();
+    assert!(
+        client
+            .queues_add_task(&queue, &task)
+            .await
+            .unwrap_err()
+            .is(codes::TASK_ALREADY_QUEUED)
+    );
+    assert_eq!(client.queues_remove_task(&queue, &task).await.unwrap(), 1);
+    assert_eq!(
+        api_code(&client.queues_remove_task(&queue, &task).await.unwrap_err()),
+        ("queues.remove_task".into(), 400, 703)
+    );
+    assert!(
+        client
+            .queues_get_next_task("nope")
+            .await
+            .unwrap_err()
+            .is(codes::INVALID_QUEUE_ID)
+    );
+
+    // No default queue: enqueue with neither queue nor name is 707.
+    emu.with_store(|s| s.queues.retain(|_, q| q.name != "default"));
+    let other = new_task(&client, "no default").await;
+    let neither = Enqueue {
+        task: other,
+        ..Default::default()
+    };
+    assert!(
+        client
+            .tasks_enqueue(&neither)
+            .await
+            .unwrap_err()
+            .is(codes::NO_DEFAULT_QUEUE)
+    );
+}
+
+#[tokio::test]
+async fn abort_semantics() {
+    let (_emu, client) = start().await;
+    let queue = new_queue(&client, "abort").await;
+    // A created task cannot be stopped without force.
+    let draft = new_task(&client, "draft").await;
+    assert!(
+        client
+            .tasks_stop(&StatusChange::new(&draft))
+            .await
+            .unwrap_err()
+            .is(codes::INVALID_TASK_STATUS)
+    );
+
+    // A running task with a live worker is asked to stop.
+    let running = new_task(&client, "running").await;
+    client
+        .tasks_started(&StatusChange::new(&running))
+        .await
+        .unwrap();
+    client
+        .workers_status_report(&StatusReport {
+            worker: "w1".into(),
+            timestamp: 0,
+            task: Some(running.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .tasks_stop(&StatusChange::new(&running))
+        .await
+        .unwrap();
+    let t = client.tasks_get_by_id(&running).await.unwrap();
+    assert_eq!(
+        (t.status, t.status_message.as_deref()),
+        (Some(TaskStatus::InProgress), Some("stopping"))
+    );
+
+    // A queued task leaves its queue and stops.
+    let queued = new_task(&client, "queued").await;
+    client
+        .tasks_enqueue(&Enqueue {
+            task: queued.clone(),
+            queue: Some(queue.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .tasks_stop(&StatusChange::new(&queued))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.tasks_get_by_id(&queued).await.unwrap().status,
+        Some(TaskStatus::Stopped)
+    );
+    assert!(
+        client
+            .queues_get_by_id(&queue)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn workers_register_report_unregister() {
+    let (_emu, client) = start().await;
+    let queue = new_queue(&client, "workers").await;
+    let bad = WorkerRegister {
+        worker: "agent-1".into(),
+        queues: vec!["nope".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        api_code(&client.workers_register(&bad).await.unwrap_err()),
+        ("workers.register".into(), 400, 701)
+    );
+    client
+        .workers_register(&WorkerRegister {
+            worker: "agent-1".into(),
+            queues: vec![queue.clone()],
+            timeout: Some(600),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let task = new_task(&client, "reported").await;
+    let stats = MachineStats {
+        gpu_usage: vec![0.0, 50.0],
+        memory_used: Some(1024.0),
+        ..Default::default()
+    };
+    client
+        .workers_status_report(&StatusReport {
+            worker: "agent-1".into(),
+            timestamp: 1_700_000_000_000,
+            task: Some(task.clone()),
+            queue: Some(queue.clone()),
+            machine_stats: Some(stats),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .tasks_get_by_id(&task)
+            .await
+            .unwrap()
+            .last_worker
+            .as_deref(),
+        Some("agent-1")
+    );
+    let listed: Value = client.call("workers.get_all", &json!({})).await.unwrap();
+    assert_eq!(listed["workers"][0]["task"]["id"], json!(task));
+    let err = client
+        .workers_status_report(&StatusReport {
+            worker: "agent-1".into(),
+            timestamp: 0,
+            task: Some("f00".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), ("workers.status_report".into(), 400, 101));
+    client.workers_unregister("agent-1").await.unwrap();
+    let listed: Value = client.call("workers.get_all", &json!({})).await.unwrap();
+    assert_eq!(listed["workers"], json!([]));
+}
+
+#[tokio::test]
+async fn cluster_report_is_tolerated_on_open_source_servers() {
+    let (emu, client) = start().await;
+    assert!(
+        !client
+            .workers_cluster_report(&ClusterReport {
+                max_gpus: Some(8),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        emu.call_count("workers.cluster_report"),
+        1,
+        "a missing endpoint is not retried"
+    );
+    let (_ent, client) = start_with(EmulatorConfig {
+        feature_set: "enterprise".into(),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        client
+            .workers_cluster_report(&ClusterReport {
+                max_gpus: Some(8),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_a_typed_login_error() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let mut cfg = ClientConfig::new(emu.base_url(), DEFAULT_ACCESS_KEY, "wrong");
+    cfg.retry = fast_retry();
+    let client = Client::new(cfg).unwrap();
+    let err = client.queues_get_by_id("x").await.unwrap_err();
+    assert_eq!(api_code(&err), ("auth.login".into(), 401, 22));
+    assert!(!err.is_transient());
+    assert_eq!(
+        emu.call_count("auth.login"),
+        1,
+        "credentials are not retried"
+    );
+}
+
+#[tokio::test]
+async fn revoked_token_triggers_one_relogin() {
+    let (emu, client) = start().await;
+    new_queue(&client, "before").await;
+    assert_eq!(emu.call_count("auth.login"), 1);
+    emu.revoke_tokens();
+    new_queue(&client, "after").await;
+    assert_eq!(emu.call_count("auth.login"), 2);
+    assert_eq!(
+        emu.call_count("queues.create"),
+        3,
+        "the rejected call was repeated once"
+    );
+}
+
+#[tokio::test]
+async fn token_is_refreshed_before_expiry() {
+    // Tokens shorter than the 12 h margin are refreshed before every call; 30-day tokens are reused.
+    let (emu, client) = start_with(EmulatorConfig {
+        token_ttl_secs: 3600,
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..3 {
+        client
+            .queues_get_all(&QueuesGetAll::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(emu.call_count("auth.login"), 3);
+    let (emu, client) = start().await;
+    for _ in 0..3 {
+        client
+            .queues_get_all(&QueuesGetAll::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(emu.call_count("auth.login"), 1);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_logical_ones_are_not() {
+    let (emu, client) = start().await;
+    emu.fail_next("queues.get_all", 503, 2);
+    client
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap();
+    assert_eq!(emu.call_count("queues.get_all"), 3);
+
+    emu.fail_next("queues.get_all", 502, 10);
+    let err = client
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), ("queues.get_all".into(), 502, 0));
+    assert!(err.is_transient());
+    assert_eq!(
+        emu.call_count("queues.get_all"),
+        3 + 4,
+        "first attempt + 3 retries"
+    );
+
+    let before = emu.call_count("queues.get_by_id");
+    client.queues_get_by_id("nope").await.unwrap_err();
+    assert_eq!(emu.call_count("queues.get_by_id"), before + 1);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_transport_error() {
+    // Bind then drop a listener: the port is (almost certainly) closed now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = ClientConfig::new(format!("http://127.0.0.1:{port}"), "a", "b");
+    cfg.retry = RetryPolicy {
+        max_retries: 1,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+    };
+    let err = Client::new(cfg)
+        .unwrap()
+        .queues_get_by_id("q")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(err.endpoint(), "auth.login");
+}
+
+#[tokio::test]
+async fn bad_requests_through_the_client_name_the_endpoint() {
+    let (_emu, client) = start().await;
+    let wrong_type = client
+        .call::<_, Value>("tasks.get_by_id", &json!({ "task": 5 }))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&wrong_type), ("tasks.get_by_id".into(), 400, 12));
+    let missing = client
+        .call::<_, Value>("tasks.get_by_id", &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&missing), ("tasks.get_by_id".into(), 400, 12));
+    let missing_name = client
+        .call::<_, Value>("projects.create", &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&missing_name), ("projects.create".into(), 400, 11));
+    let unknown = client
+        .call::<_, Value>("tasks.teleport", &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&unknown), ("tasks.teleport".into(), 404, 0));
+    assert!(unknown.is_endpoint_missing() && !unknown.is_transient());
+    let too_old = client
+        .call_at::<_, Value>("tasks.edit_hyper_params", "2.8", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(too_old.is(codes::ENDPOINT_NOT_FOUND));
+}
+
+/// Raw HTTP, to send what no typed client would: the emulator must answer like clearml-server.
+mod raw {
+    use super::*;
+
+    async fn send(
+        emu: &EmulatorHandle,
+        path: &str,
+        auth: Option<String>,
+        body: &'static str,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", emu.base_url()))
+            .body(body);
+        if let Some(a) = auth {
+            req = req
+                .header("Authorization", a)
+                .header("X-ClearML-Trx", "trx-1");
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    fn basic(key: &str, secret: &str) -> Option<String> {
+        use base64::Engine;
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+        ))
+    }
+
+    fn code(v: &Value) -> (u64, u64) {
+        (
+            v["meta"]["result_code"].as_u64().unwrap(),
+            v["meta"]["result_subcode"].as_u64().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn envelope_shape() {
+        let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let (status, v) = send(
+            &emu,
+            "/v2.23/queues.get_all",
+            basic(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let meta = &v["meta"];
+        assert_eq!(
+            meta["endpoint"],
+            json!({"name": "queues.get_all", "requested_version": "2.23", "actual_version": "2.4"})
+        );
+        assert_eq!(
+            (meta["result_msg"].as_str(), meta["trx"].as_str()),
+            (Some("OK"), Some("trx-1"))
+        );
+        assert_eq!(meta["error_stack"], Value::Null);
+        assert_eq!(v["data"]["queues"][0]["name"], json!("default"));
+    }
+
+    #[tokio::test]
+    async fn bad_input_codes() {
+        let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let ok = || basic(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY);
+        // (path, Authorization header, body, expected (code, subcode))
+        type Case = (&'static str, Option<String>, &'static str, (u64, u64));
+        let cases: Vec<Case> = vec![
+            ("/v2.23/tasks.get_by_id", ok(), "{not json", (400, 0)),
+            ("/v2.23/tasks.get_by_id", ok(), r#"{"task": 5}"#, (400, 12)),
+            ("/v2.23/tasks.get_by_id", ok(), r#"{}"#, (400, 12)),
+            ("/v2.23/tasks.get_by_id", ok(), r#"[1, 2]"#, (400, 12)),
+            (
+                "/v2.23/tasks.get_by_id",
+                ok(),
+                r#"{"task": "f00"}"#,
+                (400, 101),
+            ),
+            ("/v2.23/projects.create", ok(), r#"{}"#, (400, 11)),
+            (
+                "/v2.23/projects.create",
+                ok(),
+                r#"{"name": "ab"}"#,
+                (400, 800),
+            ),
+            ("/v2.23/tasks.teleport", ok(), "{}", (404, 0)),
+            ("/v2.1/tasks.edit_hyper_params", ok(), "{}", (404, 0)),
+            ("/not/a/path", ok(), "{}", (400, 0)),
+            ("/v2.23/tasks.get_all", None, "{}", (401, 20)),
+            (
+                "/v2.23/tasks.get_all",
+                Some("Digest x".into()),
+                "{}",
+                (401, 10),
+            ),
+            (
+                "/v2.23/tasks.get_all",
+                Some("Basic ***".into()),
+                "{}",
+                (401, 21),
+            ),
+            (
+                "/v2.23/tasks.get_all",
+                basic(DEFAULT_ACCESS_KEY, "nope"),
+                "{}",
+                (401, 22),
+            ),
+            (
+                "/v2.23/tasks.get_all",
+                Some(format!("Bearer {}", emu.issue_token(-10))),
+                "{}",
+                (401, 30),
+            ),
+            (
+                "/v2.23/tasks.get_all",
+                Some("Bearer not.a.jwt".into()),
+                "{}",
+                (401, 30),
+            ),
+            (
+                "/auth.login",
+                ok(),
+                r#"{"expiration_sec": 99999999}"#,
+                (400, 12),
+            ),
+        ];
+        for (path, auth, body, want) in cases {
+            let (status, v) = send(&emu, path, auth, body).await;
+            assert_eq!(
+                (code(&v), u64::from(status)),
+                (want, want.0),
+                "{path} {body}: {v}"
+            );
+            assert_eq!(
+                v["data"],
+                json!({}),
+                "{path} {body}: errors carry empty data"
+            );
+        }
+        // A valid token works, also as the session cookie.
+        let token = emu.issue_token(3600);
+        let (status, _) = send(
+            &emu,
+            "/v2.23/tasks.get_all",
+            Some(format!("Bearer {token}")),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v2.23/tasks.get_all", emu.base_url()))
+            .header("Cookie", format!("clearml_token_basic={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+
+    #[tokio::test]
+    async fn login_via_query_without_version() {
+        let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let resp = reqwest::Client::new()
+            .get(format!("{}/auth.login?expiration_sec=7200", emu.base_url()))
+            .header(
+                "Authorization",
+                basic(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("clearml_token_basic=")
+        );
+        let v: Value = resp.json().await.unwrap();
+        let claims =
+            clearml_api::token::decode_claims(v["data"]["token"].as_str().unwrap()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((claims.exp.unwrap() - now - 7200).abs() < 5);
+    }
+}
+
+#[tokio::test]
+async fn get_next_task_is_atomic_under_concurrency() {
+    let (_emu, client) = start().await;
+    let queue = new_queue(&client, "contended").await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let t = new_task(&client, &format!("task {i}")).await;
+        client
+            .tasks_enqueue(&Enqueue {
+                task: t.clone(),
+                queue: Some(queue.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        ids.push(t);
+    }
+    let mut pollers = Vec::new();
+    for _ in 0..8 {
+        let (client, queue) = (client.clone(), queue.clone());
+        pollers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(next) = client.queues_get_next_task(&queue).await.unwrap() {
+                got.push(next.entry.task);
+            }
+            got
+        }));
+    }
+    let mut popped = Vec::new();
+    for p in pollers {
+        popped.extend(p.await.unwrap());
+    }
+    popped.sort();
+    ids.sort();
+    assert_eq!(popped, ids, "every task popped exactly once");
+}
+
+#[tokio::test]
+async fn state_survives_a_restart_with_a_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmulatorConfig {
+        state_file: Some(dir.path().join("state.json")),
+        ..Default::default()
+    };
+    let (emu, client) = start_with(config.clone()).await;
+    let queue = new_queue(&client, "persisted").await;
+    let task = new_task(&client, "persisted task").await;
+    client
+        .tasks_enqueue(&Enqueue {
+            task: task.clone(),
+            queue: Some(queue.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    emu.shutdown().await.unwrap();
+
+    let (_emu, client) = start_with(config).await;
+    let q = client.queues_get_by_id(&queue).await.unwrap();
+    assert_eq!(q.entries[0].task, task);
+    assert_eq!(
+        client.tasks_get_by_id(&task).await.unwrap().status,
+        Some(TaskStatus::Queued)
+    );
+}
