@@ -99,10 +99,20 @@ test: lint wasm
     cargo test --workspace
     cargo test --quiet --manifest-path plugins/Cargo.toml
     just policy-cases
+    just conformance
 
 # Run every policy's golden cases through the harness
 policy-cases:
     scripts/policy-cases.sh
+
+# Python venv with the official clearml SDK (pinned in tests/conformance/requirements.txt), cached outside the clone; rebuilt when that file changes
+venv:
+    tests/conformance/venv.sh "{{cache}}/venv"
+
+# SDK conformance: the real clearml SDK drives a freshly started `clearml-k8s-agent emulator` (prints "N passed, N failed")
+conformance: venv
+    cargo build -q -p clearml-k8s-agent
+    tests/conformance/run.sh "{{cache}}/venv"
 
 # Benchmarks: policy evaluation figures (recorded in BENCHMARKS.md)
 bench: wasm
