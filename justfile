@@ -96,6 +96,7 @@ examples:
 
 # Run all tests: lint, build components and the control plane, Rust tests, policy golden cases, conformance
 test: lint wasm
+    just testenv-build
     cargo test --workspace
     cargo test --quiet --manifest-path plugins/Cargo.toml
     just policy-cases
@@ -121,3 +122,15 @@ bench: wasm
 # Demo: until the agent lands, run the sample policy through the harness on a realistic pod
 demo: wasm
     cargo run -q -p clearml-k8s-agent -- policy run "$POLICY_DIR/sample-labels-resources.wasm" --task examples/rust-policy-template/cases/gpu-task/task.yaml --pod examples/rust-policy-template/cases/gpu-task/pod.yaml --config examples/rust-policy-template/cases/gpu-task/config.yaml
+
+# Build kube-apiserver + etcd from the pinned Go modules into the cache (skipped when present; cold: see tests/testenv/README.md)
+testenv-build:
+    tests/testenv/build.sh
+
+# Start etcd + kube-apiserver in the background for manual use; prints the KUBECONFIG path (stop with testenv-down)
+testenv-up: testenv-build
+    cargo run -q -p kube-testenv --bin kube-testenv -- up
+
+# Stop the control plane started by testenv-up (kills exactly the recorded pids)
+testenv-down:
+    cargo run -q -p kube-testenv --bin kube-testenv -- down

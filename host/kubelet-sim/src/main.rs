@@ -1,0 +1,59 @@
+//! `kubelet-sim`: run the kubelet simulator against the cluster in `KUBECONFIG` (e.g. from `just testenv-up`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use kubelet_sim::{NodeSpec, SimConfig, Simulator};
+
+/// Simulated scheduler + kubelets: binds pods to fake nodes and advances their status like kwok.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// A node: `name=N[,cpu=8][,memory=32Gi][,gpu=0][,label.KEY=VALUE...]`. Repeatable.
+    #[arg(long = "node", default_values = ["name=sim-cpu-0,cpu=8,memory=32Gi", "name=sim-gpu-0,cpu=32,memory=128Gi,gpu=4"])]
+    nodes: Vec<String>,
+    /// Only act on pods in this namespace (default: all namespaces).
+    #[arg(long, short)]
+    namespace: Option<String>,
+    /// Seconds a pod runs before its outcome, unless annotated `sim.clearml-k8s-agent/run-seconds`.
+    #[arg(long, default_value_t = 5.0)]
+    run_seconds: f64,
+    /// Images matching this regex never pull (ImagePullBackOff).
+    #[arg(long, default_value = r"^(registry\.invalid/|.*:does-not-exist$)")]
+    image_pull_error: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let nodes = args
+        .nodes
+        .iter()
+        .map(|s| NodeSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = SimConfig {
+        nodes,
+        default_run: Duration::try_from_secs_f64(args.run_seconds).context("--run-seconds")?,
+        image_pull_error: Some(
+            regex::Regex::new(&args.image_pull_error).context("--image-pull-error")?,
+        ),
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the cluster in KUBECONFIG")?;
+    let sim = Simulator::new(client, config, args.namespace);
+    sim.register_nodes().await?;
+    tracing::info!("kubelet-sim running; Ctrl-C to stop");
+    sim.run(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
