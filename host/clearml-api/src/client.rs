@@ -16,7 +16,7 @@ use crate::token::{TokenClaims, decode_claims, needs_refresh};
 use crate::types::*;
 
 /// How to reach and authenticate to a ClearML API server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// API server URL, e.g. `http://clearml-apiserver:8008` (a path prefix is kept).
     pub api_url: String,
@@ -30,6 +30,22 @@ pub struct ClientConfig {
     /// Refresh the token when fewer than this many seconds remain (clearml-agent: 12 h).
     pub refresh_margin: Duration,
     pub retry: RetryPolicy,
+}
+
+// By hand so the secret key never reaches a log line.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_url", &self.api_url)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("api_version", &self.api_version)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("refresh_margin", &self.refresh_margin)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -146,7 +162,12 @@ impl Client {
 
     /// The claims of the current token (logging in first if needed): `api_version`, `feature_set`, `exp`.
     pub async fn server_claims(&self) -> Result<TokenClaims> {
-        Ok(self.session().await?.claims)
+        let session = (|| self.session())
+            .retry(self.backoff())
+            .when(Error::is_transient)
+            .notify(log_retry)
+            .await?;
+        Ok(session.claims)
     }
 
     /// Logs in now (Basic auth → token), replacing any current token.
@@ -158,6 +179,8 @@ impl Client {
         Ok(claims)
     }
 
+    /// The current session, logging in (one attempt) when there is none or it is about to expire. Callers retry
+    /// the whole call, so retrying here too would multiply the attempts.
     async fn session(&self) -> Result<Session> {
         let mut guard = self.session.lock().await;
         let margin = i64::try_from(self.config.refresh_margin.as_secs()).unwrap_or(i64::MAX);
@@ -166,7 +189,7 @@ impl Client {
         {
             return Ok(s.clone());
         }
-        let s = self.login_with_retry().await?;
+        let s = self.login_once().await?;
         *guard = Some(s.clone());
         Ok(s)
     }

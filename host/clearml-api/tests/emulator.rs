@@ -742,6 +742,30 @@ async fn transient_failures_are_retried_logical_ones_are_not() {
 }
 
 #[tokio::test]
+async fn login_failures_are_retried_once_per_attempt() {
+    let (emu, client) = start().await;
+    emu.fail_next("auth.login", 503, 2);
+    client
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap();
+    assert_eq!(emu.call_count("auth.login"), 3);
+
+    let (emu, client) = start().await;
+    emu.fail_next("auth.login", 503, 100);
+    let err = client
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), ("auth.login".into(), 503, 0));
+    assert_eq!(
+        emu.call_count("auth.login"),
+        4,
+        "1 + 3 retries, not nested retries"
+    );
+}
+
+#[tokio::test]
 async fn unreachable_server_is_a_transport_error() {
     // Bind then drop a listener: the port is (almost certainly) closed now.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
