@@ -91,11 +91,17 @@ fn tags_match(filter: &[String], tags: &[String]) -> bool {
     included && !excluded
 }
 
-fn paginate<T>(items: Vec<T>, page: Option<u64>, page_size: Option<u64>) -> Result<Vec<T>> {
+/// `max_size`: `queues.get_all` caps `page_size` at 500 (400/12 above); `tasks.get_all` has no cap.
+fn paginate<T>(
+    items: Vec<T>,
+    page: Option<u64>,
+    page_size: Option<u64>,
+    max_size: Option<u64>,
+) -> Result<Vec<T>> {
     let Some(size) = page_size else {
         return Ok(items);
     };
-    if size > MAX_PAGE_SIZE {
+    if max_size.is_some_and(|max| size > max) {
         return Err(ApiError::validation(format!(
             "page_size must be at most {MAX_PAGE_SIZE}"
         )));
@@ -308,21 +314,22 @@ impl Store {
             })
             .collect();
         out.sort_by_key(|t| t.seq);
+        // Serialise once; sorting compares the wire documents (dates are ISO strings, so they sort correctly).
+        let mut docs: Vec<Value> = out.into_iter().map(Task::to_wire).collect();
         for key in r.order_by.iter().rev() {
             let (desc, field) = key
                 .strip_prefix('-')
                 .map_or((false, key.as_str()), |f| (true, f));
             let field = field.trim_start_matches('+');
-            out.sort_by(|a, b| {
-                let (va, vb) = (a.to_wire(), b.to_wire());
-                let ord = cmp_json(va.get(field), vb.get(field));
+            // Stable sort: earlier keys end up primary because they are applied last.
+            docs.sort_by(|a, b| {
+                let ord = cmp_json(a.get(field), b.get(field));
                 if desc { ord.reverse() } else { ord }
             });
         }
-        let out = paginate(out, r.page, r.page_size)?;
-        let docs: Vec<Value> = out
-            .into_iter()
-            .map(|t| project_fields(&t.to_wire(), &r.only_fields))
+        let docs: Vec<Value> = paginate(docs, r.page, r.page_size, None)?
+            .iter()
+            .map(|d| project_fields(d, &r.only_fields))
             .collect();
         Ok(json!({ "tasks": docs }))
     }
@@ -876,7 +883,7 @@ impl Store {
             .filter(|q| show_hidden || !q.system_tags.iter().any(|t| t == HIDDEN_QUEUE_TAG))
             .collect();
         out.sort_by_key(|q| q.seq);
-        let out = paginate(out, r.page, r.page_size)?;
+        let out = paginate(out, r.page, r.page_size, Some(MAX_PAGE_SIZE))?;
         let docs: Vec<Value> = out
             .into_iter()
             .map(|q| project_fields(&q.to_wire(r.max_task_entries), &r.only_fields))
@@ -1449,6 +1456,49 @@ mod tests {
             names(s.queues_get_all(req(json!({"name": "k8s"}))).unwrap()),
             [json!("k8s_scheduler")]
         );
+    }
+
+    #[test]
+    fn get_all_orders_and_pages() {
+        let mut s = store();
+        let ids: Vec<String> = ["bbb", "aaa", "ccc"]
+            .iter()
+            .map(|n| task(&mut s, n))
+            .collect();
+        let names = |v: Value| {
+            v["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(s.tasks_get_all(req(json!({}))).unwrap()),
+            ["bbb", "aaa", "ccc"],
+            "creation order"
+        );
+        assert_eq!(
+            names(
+                s.tasks_get_all(req(json!({"order_by": ["-name"]})))
+                    .unwrap()
+            ),
+            ["ccc", "bbb", "aaa"]
+        );
+        let page = s
+            .tasks_get_all(req(
+                json!({"order_by": ["name"], "page": 1, "page_size": 2}),
+            ))
+            .unwrap();
+        assert_eq!(names(page), ["ccc"]);
+        let only = s
+            .tasks_get_all(req(json!({"id": [ids[0]], "only_fields": ["status"]})))
+            .unwrap();
+        assert_eq!(only["tasks"], json!([{"id": ids[0], "status": "created"}]));
+        let err = s
+            .queues_get_all(req(json!({"page_size": 501})))
+            .unwrap_err();
+        assert_eq!((err.code, err.subcode), (400, 12));
     }
 
     #[test]
