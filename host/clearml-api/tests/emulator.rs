@@ -820,6 +820,76 @@ async fn bad_requests_through_the_client_name_the_endpoint() {
     assert!(too_old.is(codes::ENDPOINT_NOT_FOUND));
 }
 
+#[tokio::test]
+async fn remaining_reference_error_codes() {
+    let (emu, client) = start().await;
+    let call = |endpoint: &'static str, body: Value| {
+        let client = client.clone();
+        async move { client.call::<_, Value>(endpoint, &body).await }
+    };
+    // Projects: duplicate name 801, bad project on task create 401.
+    call("projects.create", json!({"name": "project-a"}))
+        .await
+        .unwrap();
+    let dup = call("projects.create", json!({"name": "project-a"}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&dup), ("projects.create".into(), 400, 801));
+    let bad = call(
+        "tasks.create",
+        json!({"name": "task", "type": "training", "project": "nope"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(api_code(&bad), ("tasks.create".into(), 400, 401));
+    let bad_type = call("tasks.create", json!({"name": "task", "type": "sleeping"}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&bad_type), ("tasks.create".into(), 400, 12));
+    // Queues: delete a non-empty queue 702 (unless forced); several default queues 708.
+    let queue = new_queue(&client, "non-empty").await;
+    let task = new_task(&client, "occupant").await;
+    client.queues_add_task(&queue, &task).await.unwrap();
+    let err = call("queues.delete", json!({"queue": queue}))
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::QUEUE_NOT_EMPTY));
+    call("queues.delete", json!({"queue": queue, "force": true}))
+        .await
+        .unwrap();
+    call(
+        "queues.create",
+        json!({"name": "second-default", "system_tags": ["default"]}),
+    )
+    .await
+    .unwrap();
+    let err = call("queues.get_default", json!({})).await.unwrap_err();
+    assert_eq!(api_code(&err), ("queues.get_default".into(), 400, 708));
+    // Tasks: edit of a non-draft without force 110; status calls on unknown ids 101.
+    client
+        .tasks_started(&StatusChange::new(&task))
+        .await
+        .unwrap();
+    let err = call("tasks.edit", json!({"task": task, "name": "renamed"}))
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::INVALID_TASK_STATUS));
+    for endpoint in [
+        "tasks.started",
+        "tasks.stopped",
+        "tasks.failed",
+        "tasks.stop",
+        "tasks.dequeue",
+        "tasks.edit",
+    ] {
+        let err = call(endpoint, json!({"task": "f00"})).await.unwrap_err();
+        assert_eq!(api_code(&err), (endpoint.into(), 400, 101));
+    }
+    // Pinging an unknown task is not an error.
+    call("tasks.ping", json!({"task": "f00"})).await.unwrap();
+    assert!(emu.call_count("tasks.ping") == 1);
+}
+
 /// Raw HTTP, to send what no typed client would: the emulator must answer like clearml-server.
 mod raw {
     use super::*;
