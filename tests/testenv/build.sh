@@ -28,7 +28,7 @@ trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)
 echo "testenv: building etcd v${ETCD_VERSION} ..." >&2
 (cd "$here/etcd" && go build -pgo=off -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
-echo "testenv: etcd built in $(( $(date +%s) - start ))s; building kube-apiserver v${KUBE_VERSION} (cold: ~20 min on 2 cores) ..." >&2
+echo "testenv: etcd built in $(( $(date +%s) - start ))s; building kube-apiserver v${KUBE_VERSION} (cold: ~10 min on 2 cores) ..." >&2
 minor="${KUBE_VERSION#*.}"; minor="${minor%%.*}"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v${KUBE_VERSION}"
 ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}"

@@ -17,7 +17,7 @@ pub enum BinError {
     /// A binary is missing; the message says which directory was searched and how to fill it.
     #[error(
         "{binary} not found in {dir} (from {source_of_dir}); build it with `just testenv-build` \
-         (tests/testenv/build.sh; a cold build takes about 20 minutes)"
+         (tests/testenv/build.sh; a cold build takes about 10 minutes on 2 cores)"
     )]
     Missing {
         /// `kube-apiserver` or `etcd`.

@@ -26,6 +26,11 @@ const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// User name of the static admin token (member of `system:masters`).
 pub const ADMIN_USER: &str = "kube-testenv-admin";
 
+/// Prefix of the temporary run directories.
+const RUN_DIR_PREFIX: &str = "kube-testenv-";
+/// File in a temporary run directory holding the pid of the test process that owns it.
+const OWNER_FILE: &str = "owner.pid";
+
 /// Errors starting or talking to the control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -124,11 +129,17 @@ impl TestEnv {
                 fs::create_dir_all(&d).map_err(io_err("the run directory"))?;
                 d
             }
-            None => tempfile::Builder::new()
-                .prefix("kube-testenv-")
-                .tempdir()
-                .map_err(io_err("a temporary directory"))?
-                .keep(),
+            None => {
+                remove_stale_run_dirs();
+                let dir = tempfile::Builder::new()
+                    .prefix(RUN_DIR_PREFIX)
+                    .tempdir()
+                    .map_err(io_err("a temporary directory"))?
+                    .keep();
+                fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
+                    .map_err(io_err("the owner file"))?;
+                dir
+            }
         };
         let timeout = options.start_timeout.unwrap_or_else(start_timeout_from_env);
         let plan = Plan::prepare(&dir)?;
@@ -364,10 +375,14 @@ pub async fn start_detached(
             (etcd, "etcd", "etcd.log"),
             (apiserver, "kube-apiserver", "kube-apiserver.log"),
         ] {
-            if !pid_is(pid, process) {
+            if !running_child(pid) {
+                let state = fs::read_to_string(format!("/proc/{pid}/stat")).map_or_else(
+                    |_| "no such process".to_owned(),
+                    |s| format!("/proc/{pid}/stat: {}", s.trim()),
+                );
                 return Err(Error::Exited {
                     process,
-                    status: "gone".into(),
+                    status: format!("pid {pid} gone: {state}"),
                     log_tail: log_tail(&dir.join(log)),
                 });
             }
@@ -417,7 +432,21 @@ pub fn stop_detached(dir: &Path) -> Vec<u32> {
     stopped
 }
 
-/// Whether `pid` runs a program whose file name is `process` (and is not a zombie).
+/// Whether our own, unreaped child `pid` still runs (exists and is not a zombie). Its pid cannot have been reused
+/// while we have not reaped it. Not by name: right after exec, `/proc/<pid>/cmdline` is briefly empty.
+fn running_child(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) S ...": the state follows the last ')', since comm may contain spaces or parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+/// Whether `pid` runs a program whose file name is `process` (and is not a zombie). For processes started long
+/// ago by another invocation (`down`, `status`), where the pid may have been recycled.
 pub fn pid_is(pid: u32, process: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
@@ -532,6 +561,35 @@ pub(crate) fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, token: &st
          - name: kube-testenv\n  context:\n    cluster: kube-testenv\n    user: {user}\n    namespace: default\n\
          current-context: kube-testenv\n"
     )
+}
+
+/// Delete run directories left behind by test processes that were killed outright (SIGKILL runs no cleanup; the
+/// parent-death signal already took their etcd and apiserver down). Only directories whose owner is gone.
+fn remove_stale_run_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(RUN_DIR_PREFIX));
+        if !ours {
+            continue;
+        }
+        let Ok(owner) = fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let alive = owner
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            tracing::debug!(dir = %path.display(), "removing a stale run directory");
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
 
 fn redirect_output(cmd: &mut Command, log: &Path) -> Result<(), Error> {

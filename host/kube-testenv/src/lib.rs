@@ -25,7 +25,10 @@ pub mod bins;
 pub mod control_plane;
 pub mod process;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::{
+    io::Write as _,
+    sync::atomic::{AtomicU32, Ordering},
+};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, api::PostParams};
@@ -59,7 +62,8 @@ pub async fn shared() -> Result<&'static TestEnv, SharedError> {
             match TestEnv::start().await {
                 Ok(env) => {
                     env.remove_dir_at_exit();
-                    eprintln!(
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "kube-testenv: control plane ready at {} in {:.1}s (kubeconfig {})",
                         env.server(),
                         env.startup_time().as_secs_f64(),
@@ -100,7 +104,12 @@ pub async fn test_context(test: &str) -> Option<TestContext> {
     let env = match shared().await {
         Ok(env) => env,
         Err(SharedError::NotBuilt(why)) if !in_ci() => {
-            eprintln!("SKIPPED {test}: no Kubernetes control plane: {why}");
+            // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a skip must
+            // never be silent.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no Kubernetes control plane: {why}"
+            );
             return None;
         }
         Err(e) => panic!("{test}: the kube-apiserver + etcd control plane is unavailable: {e}"),

@@ -898,12 +898,12 @@ mod tests {
     fn mixed_reasons_are_counted_per_reason() {
         let p = pod(json!({
             "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "main", "resources": {"requests": {"cpu": "12", "nvidia.com/gpu": "1"}}}]},
+            "spec": {"containers": [{"name": "main", "resources": {"requests": {"cpu": "20", "nvidia.com/gpu": "1"}}}]},
         }));
         assert_eq!(
             decide(&p, &config(), &Usage::default(), now()),
             Action::Unschedulable(
-                "0/2 nodes are available: 1 Insufficient cpu, 1 Insufficient nvidia.com/gpu."
+                "0/2 nodes are available: 2 Insufficient cpu, 1 Insufficient nvidia.com/gpu."
                     .into()
             )
         );
@@ -1026,7 +1026,13 @@ mod tests {
             json!({"action": "None"})
         );
 
-        let bad = finish(json!({OUTCOME_ANNOTATION: "explode"}));
+        // A typo fails the pod at once, with the reason in its status.
+        let mut typo = bound(gpu_pod(0), "cpu-0");
+        typo.metadata.annotations =
+            Some([(OUTCOME_ANNOTATION.to_owned(), "explode".to_owned())].into());
+        let Action::PatchStatus(bad) = decide(&typo, &config(), &Usage::default(), now()) else {
+            panic!()
+        };
         assert_eq!(bad["status"]["phase"], "Failed");
         assert!(
             bad["status"]["message"]

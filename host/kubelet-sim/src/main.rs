@@ -26,11 +26,15 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // An empty RUST_LOG (set by some shells and CI) would mean "errors only"; treat it as unset.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) if !f.trim().is_empty() => tracing_subscriber::EnvFilter::new(f),
+        _ => tracing_subscriber::EnvFilter::new("info,kube=warn"),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
+        .with_env_filter(filter)
+        .with_ansi(ansi)
         .init();
     let args = Args::parse();
     let nodes = args
