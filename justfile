@@ -117,11 +117,16 @@ conformance: venv
 
 # Benchmarks: policy evaluation figures (recorded in BENCHMARKS.md)
 bench: wasm
-    cargo bench -p policy-runtime --profile dev --bench evaluation
+    cargo bench -q -p policy-runtime --profile dev --bench evaluation
+    cargo run -q -p clearml-k8s-agent -- policy bench "$POLICY_DIR/rust-policy-template.wasm" --cases examples/rust-policy-template/cases
 
-# Demo: until the agent lands, run the sample policy through the harness on a realistic pod
+# Demo: until the agent lands, run the sample Rust policy on a realistic pod (output pod on stdout, diff on stderr)
 demo: wasm
-    cargo run -q -p clearml-k8s-agent -- policy run "$POLICY_DIR/sample-labels-resources.wasm" --task examples/rust-policy-template/cases/gpu-task/task.yaml --pod examples/rust-policy-template/cases/gpu-task/pod.yaml --config examples/rust-policy-template/cases/gpu-task/config.yaml
+    cargo run -q -p clearml-k8s-agent -- policy inspect "$POLICY_DIR/rust-policy-template.wasm"
+    cargo run -q -p clearml-k8s-agent -- policy run "$POLICY_DIR/rust-policy-template.wasm" \
+        --task examples/rust-policy-template/cases/labels-and-resources/task.yaml \
+        --pod examples/rust-policy-template/cases/labels-and-resources/pod.yaml \
+        --config examples/rust-policy-template/cases/labels-and-resources/config.yaml
 
 # Build kube-apiserver + etcd from the pinned Go modules into the cache (skipped when present; cold: see tests/testenv/README.md)
 testenv-build:

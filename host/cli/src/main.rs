@@ -6,7 +6,11 @@ mod policy;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "clearml-k8s-agent", version, about = "Run ClearML tasks on Kubernetes, shaped by WebAssembly queue policies")]
+#[command(
+    name = "clearml-k8s-agent",
+    version,
+    about = "Run ClearML tasks on Kubernetes, shaped by WebAssembly queue policies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

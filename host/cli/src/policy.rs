@@ -1,0 +1,341 @@
+//! `clearml-k8s-agent policy ...`: develop and test queue policies offline, on the same runtime the agent uses.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use policy_runtime::engine::EvalContext;
+use policy_runtime::harness::{self, Verdict};
+use policy_runtime::{EngineConfig, Limits, Policy, PolicyEngine, TaskContext, inspect};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Run a policy's golden cases: each case folder holds task.yaml, pod.yaml, config.yaml (optional) and
+    /// expected.yaml or expected-error.txt. Exit 1 if any case fails.
+    Test(TestArgs),
+    /// Evaluate a policy once: print the output pod (YAML) on stdout, the diff and the policy's logs on stderr.
+    Run(RunArgs),
+    /// Measure a policy: compile and load-from-cache times, and p50/p99 of fresh-instance evaluations.
+    Bench(BenchArgs),
+    /// Show a component's world, version, imports, exports, size, sha256 and whether this host accepts it.
+    Inspect(InspectArgs),
+}
+
+/// Options shared by commands that load a policy.
+#[derive(Args, Clone)]
+pub struct LoadArgs {
+    /// The policy component (.wasm).
+    pub wasm: PathBuf,
+    /// Refuse the component unless its sha256 is this (hex).
+    #[arg(long)]
+    pub sha256: Option<String>,
+    /// Evaluation timeout in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub timeout_ms: u64,
+    /// Memory cap in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: usize,
+    /// Do not use the on-disk cache of precompiled components.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl LoadArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            timeout: Duration::from_millis(self.timeout_ms),
+            memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
+        }
+    }
+
+    fn engine(&self) -> anyhow::Result<PolicyEngine> {
+        let config = if self.no_cache {
+            EngineConfig::default()
+        } else {
+            EngineConfig::with_default_cache()
+        };
+        Ok(PolicyEngine::new(config)?)
+    }
+
+    fn load(&self) -> anyhow::Result<(PolicyEngine, Policy)> {
+        let engine = self.engine()?;
+        let policy = engine.load_file(&self.wasm, self.sha256.as_deref(), self.limits())?;
+        Ok((engine, policy))
+    }
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Folder of case folders.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// Rewrite expected.yaml / expected-error.txt from what the policy returns (also: BLESS=1).
+    #[arg(long)]
+    pub bless: bool,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Task context (YAML: id, name, project, user, queue-name, tags, image, properties).
+    #[arg(long)]
+    pub task: PathBuf,
+    /// Input pod (YAML or JSON v1/Pod).
+    #[arg(long)]
+    pub pod: PathBuf,
+    /// Policy config (YAML or JSON); none means `null`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Cases to evaluate (each one's pod, task and config); defaults to a single case folder's files if given.
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// Evaluations per case.
+    #[arg(long, default_value_t = 2000)]
+    pub iterations: usize,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The component (.wasm).
+    pub wasm: PathBuf,
+}
+
+pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PolicyCommand::Test(args) => test(args),
+        PolicyCommand::Run(args) => run_once(args),
+        PolicyCommand::Bench(args) => bench(args),
+        PolicyCommand::Inspect(args) => inspect_component(&args.wasm),
+    }
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let (_engine, policy) = args.load.load()?;
+    let cases = harness::load_cases(&args.cases)?;
+    let bless = args.bless || harness::bless_from_env();
+    println!(
+        "policy {} ({} cases from {})",
+        policy.name(),
+        cases.len(),
+        args.cases.display()
+    );
+    let summary = harness::run_cases(&policy, &cases, bless);
+    for result in &summary.results {
+        let ms = result.duration.as_secs_f64() * 1e3;
+        match &result.verdict {
+            Verdict::Pass => println!("  ok      {} ({ms:.2} ms)", result.name),
+            Verdict::Blessed => println!("  blessed {} (expectation rewritten)", result.name),
+            Verdict::Fail(why) => {
+                println!("  FAIL    {}", result.name);
+                for line in why.lines() {
+                    println!("          {line}");
+                }
+            }
+        }
+    }
+    println!("{}: {summary}", policy.name());
+    Ok(if summary.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn read_yaml(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML/JSON", path.display()))
+}
+
+fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (_engine, policy) = args.load.load()?;
+    let task: TaskContext =
+        serde_yaml::from_value(serde_yaml::to_value(read_yaml(&args.task)?)?)
+            .with_context(|| format!("{} is not a task context", args.task.display()))?;
+    let pod = read_yaml(&args.pod)?;
+    let config = match &args.config {
+        Some(path) => read_yaml(path)?,
+        None => serde_json::Value::Null,
+    }
+    .to_string();
+    let queue = Some(task.queue_name.as_str()).filter(|q| !q.is_empty());
+    policy.validate_config(
+        &config,
+        EvalContext {
+            queue,
+            task_id: None,
+        },
+    )?;
+    let (out, evaluation) = policy_runtime::chain::run_step(&policy, &pod, &task, &config, None)?;
+    print!("{}", harness::to_yaml(&out));
+    for record in &evaluation.logs {
+        eprintln!("[{} {}] {}", policy.name(), record.level, record.message);
+    }
+    let diff = harness::yaml_diff(
+        "input pod",
+        &harness::to_yaml(&pod),
+        "output pod",
+        &harness::to_yaml(&out),
+    );
+    eprintln!(
+        "# {} changed the pod in {:.3} ms:\n{}",
+        policy.name(),
+        evaluation.duration.as_secs_f64() * 1e3,
+        if diff.is_empty() {
+            "(no changes)\n".to_string()
+        } else {
+            diff
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// p-th percentile of sorted durations.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.load.wasm)
+        .with_context(|| format!("cannot read {}", args.load.wasm.display()))?;
+    let name = args.load.wasm.file_stem().map_or_else(
+        || "policy".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let limits = args.load.limits();
+
+    // Compile without a cache, then load through a fresh cache directory twice (miss, then hits).
+    let started = Instant::now();
+    PolicyEngine::new(EngineConfig::default())?.load(&name, &bytes, None, limits)?;
+    let compile = started.elapsed();
+    let cache_dir = tempfile_dir()?;
+    let cached_engine = PolicyEngine::new(EngineConfig {
+        cache_dir: Some(cache_dir.clone()),
+        ..EngineConfig::default()
+    })?;
+    cached_engine.load(&name, &bytes, None, limits)?;
+    let mut cache_loads: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            cached_engine
+                .load(&name, &bytes, None, limits)
+                .map(|_| t.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    cache_loads.sort();
+    let _ = std::fs::remove_dir_all(&cache_dir);
+
+    let policy = cached_engine.load(&name, &bytes, None, limits)?;
+    println!(
+        "policy {name}: {:.1} KB, sha256 {}",
+        bytes.len() as f64 / 1024.0,
+        &policy.sha256()[..16]
+    );
+    println!(
+        "  compile (Cranelift, no cache):   {:.1} ms",
+        compile.as_secs_f64() * 1e3
+    );
+    println!(
+        "  load from cache (n=20):          p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&cache_loads, 50.0).as_secs_f64() * 1e3,
+        percentile(&cache_loads, 99.0).as_secs_f64() * 1e3
+    );
+
+    let cases = harness::load_cases(&args.cases)?;
+    for case in cases
+        .iter()
+        .filter(|c| !matches!(c.expected, harness::Expected::Error(_)))
+    {
+        let pod_json = serde_json::to_string(&case.pod)?;
+        // Warm up (page in code, fill allocator caches) before measuring.
+        for _ in 0..20 {
+            policy.transform(&pod_json, &case.task, &case.config_json, None)?;
+        }
+        let mut samples = Vec::with_capacity(args.iterations);
+        for _ in 0..args.iterations {
+            let t = Instant::now();
+            policy.transform(&pod_json, &case.task, &case.config_json, None)?;
+            samples.push(t.elapsed());
+        }
+        samples.sort();
+        let mean = samples.iter().sum::<Duration>()
+            / u32::try_from(samples.len().max(1)).unwrap_or(u32::MAX);
+        println!(
+            "  evaluate {:<28} p50 {}, p99 {}, mean {} (n={}, fresh instance each, pod {} B)",
+            case.name,
+            micros(percentile(&samples, 50.0)),
+            micros(percentile(&samples, 99.0)),
+            micros(mean),
+            samples.len(),
+            pod_json.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("clearml-policy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn inspect_component(path: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.file_stem().map_or_else(
+        || "policy".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let info = inspect::read_component(&name, &bytes)?;
+    let verdict = inspect::check(&name, &info);
+    println!("component: {}", path.display());
+    println!("size:      {} bytes", info.size);
+    println!("sha256:    {}", info.sha256);
+    match &verdict {
+        Ok(accepted) => println!(
+            "world:     clearml:queue-policy/{}@{}",
+            accepted.world, accepted.version
+        ),
+        Err(_) => println!("world:     (not the queue-policy world)"),
+    }
+    println!("imports:");
+    for import in &info.imports {
+        println!("  - {import}");
+    }
+    println!("exports:");
+    for export in &info.exports {
+        println!("  - {export}");
+    }
+    match verdict {
+        Ok(_) => {
+            println!(
+                "accepted:  yes (this host serves clearml:queue-policy@{})",
+                policy_runtime::WIT_PACKAGE_VERSION
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            println!("accepted:  no: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

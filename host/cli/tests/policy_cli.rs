@@ -1,0 +1,192 @@
+//! The `policy` subcommands as a user runs them: the real binary, the sample policy, the template's cases.
+
+// Test helpers may unwrap too: a panic is the test failure we want (clippy only exempts #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_clearml-k8s-agent"))
+}
+
+fn policy(name: &str) -> PathBuf {
+    let dir = std::env::var_os("POLICY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/clearml-k8s-agent/policies")
+        });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `just wasm`",
+        path.display()
+    );
+    path
+}
+
+fn template_cases() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rust-policy-template/cases")
+}
+
+fn run(cmd: &mut Command) -> (Output, String) {
+    let out = cmd.output().expect("the binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn policy_test_passes_the_template_cases_with_a_summary_line() {
+    let (out, text) = run(bin()
+        .args(["policy", "test"])
+        .arg(policy("rust-policy-template"))
+        .arg("--cases")
+        .arg(template_cases())
+        .env("BLESS", "0"));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("5 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn a_mismatch_fails_with_a_diff_and_bless_rewrites_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("labels-and-resources");
+    copy_dir(&template_cases().join("labels-and-resources"), &case);
+    let expected = case.join("expected.yaml");
+    let original = std::fs::read_to_string(&expected).unwrap();
+    std::fs::write(&expected, original.replace("team: vision", "team: blue")).unwrap();
+
+    let test = |bless: bool| {
+        let mut cmd = bin();
+        cmd.args(["policy", "test"])
+            .arg(policy("rust-policy-template"))
+            .arg("--cases")
+            .arg(dir.path())
+            .env("BLESS", "0");
+        if bless {
+            cmd.arg("--bless");
+        }
+        run(&mut cmd)
+    };
+    let (out, text) = test(false);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("-    team: blue") && text.contains("+    team: vision"),
+        "{text}"
+    );
+    assert!(text.contains("0 passed, 1 failed"), "{text}");
+
+    let (out, text) = test(true);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("blessed"), "{text}");
+    assert_eq!(std::fs::read_to_string(&expected).unwrap(), original);
+    let (out, text) = test(false);
+    assert!(out.status.success(), "{text}");
+}
+
+#[test]
+fn a_case_without_expectation_fails_until_blessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("new-case");
+    copy_dir(&template_cases().join("invalid-config"), &case);
+    std::fs::remove_file(case.join("expected-error.txt")).unwrap();
+    let mut cmd = bin();
+    cmd.args(["policy", "test"])
+        .arg(policy("rust-policy-template"))
+        .arg("--cases")
+        .arg(dir.path())
+        .env("BLESS", "0");
+    let (out, text) = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--bless"), "{text}");
+    let (out, text) = run(cmd.env("BLESS", "1"));
+    assert!(out.status.success(), "{text}");
+    let written = std::fs::read_to_string(case.join("expected-error.txt")).unwrap();
+    assert!(written.contains("unknown key `labelz`"), "{written}");
+}
+
+#[test]
+fn no_cases_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, text) = run(bin()
+        .args(["policy", "test"])
+        .arg(policy("rust-policy-template"))
+        .arg("--cases")
+        .arg(dir.path()));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("no cases"), "{text}");
+}
+
+#[test]
+fn policy_run_prints_the_pod_and_the_diff() {
+    let case = template_cases().join("labels-and-resources");
+    let (out, text) = run(bin()
+        .args(["policy", "run"])
+        .arg(policy("rust-policy-template"))
+        .arg("--task")
+        .arg(case.join("task.yaml"))
+        .arg("--pod")
+        .arg(case.join("pod.yaml"))
+        .arg("--config")
+        .arg(case.join("config.yaml")));
+    assert!(out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("apiVersion: v1"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("+    team: vision"), "{stderr}");
+}
+
+#[test]
+fn policy_inspect_tells_whether_the_host_accepts_a_component() {
+    let (out, text) = run(bin()
+        .args(["policy", "inspect"])
+        .arg(policy("rust-policy-template")));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("world:     clearml:queue-policy/queue-policy@0.1.0"),
+        "{text}"
+    );
+    assert!(text.contains("clearml:queue-policy/host@0.1.0"), "{text}");
+    assert!(text.contains("accepted:  yes"), "{text}");
+
+    let (out, text) = run(bin()
+        .args(["policy", "inspect"])
+        .arg(policy("test-forbidden-import")));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("accepted:  no") && text.contains("wasi:http/outgoing-handler"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_refused_component_is_a_clear_error() {
+    let (out, text) = run(bin()
+        .args(["policy", "test"])
+        .arg(policy("test-old-version"))
+        .arg("--cases")
+        .arg(template_cases()));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("built against clearml:queue-policy@0.0.1"),
+        "{text}"
+    );
+}

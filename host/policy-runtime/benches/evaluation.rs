@@ -1,0 +1,145 @@
+//! Evaluation benchmark: the Rust sample policy (labels + resources on a realistic ~3 KB pod, 2 containers, ~20 env
+//! vars) evaluated in a fresh instance each time, against the same transform compiled natively, plus the time to
+//! load a precompiled component from the cache. Prints percentiles; run with `just bench` (figures go to
+//! BENCHMARKS.md). Built in the dev profile with optimised dependencies, like the tests, to avoid a second
+//! (release) build of wasmtime.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use policy_runtime::harness::Case;
+use policy_runtime::{EngineConfig, Limits, PolicyEngine};
+
+// The template's logic, compiled natively: the baseline the wasm evaluation is compared with.
+#[allow(dead_code, unused_imports, clippy::all)]
+#[path = "../../../examples/rust-policy-template/src/policy.rs"]
+mod native_policy;
+
+const ITERATIONS: usize = 5000;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn measure(mut f: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..200 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..ITERATIONS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples
+}
+
+fn report(label: &str, samples: &[Duration]) -> Duration {
+    let p50 = percentile(samples, 50.0);
+    println!(
+        "{label:<44} p50 {:>8.1} µs   p99 {:>8.1} µs   (n={})",
+        p50.as_secs_f64() * 1e6,
+        percentile(samples, 99.0).as_secs_f64() * 1e6,
+        samples.len()
+    );
+    p50
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let policy_dir = std::env::var_os("POLICY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/clearml-k8s-agent/policies")
+        });
+    let wasm = policy_dir.join("rust-policy-template.wasm");
+    let bytes = std::fs::read(&wasm)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (run `just wasm`)", wasm.display()))?;
+    let case = Case::load(&root.join("examples/rust-policy-template/cases/labels-and-resources"))?;
+    let pod_json = serde_json::to_string(&case.pod)?;
+    println!(
+        "policy rust-policy-template: component {:.1} KB; pod {} bytes, {} containers",
+        bytes.len() as f64 / 1024.0,
+        pod_json.len(),
+        case.pod["spec"]["containers"]
+            .as_array()
+            .map_or(0, Vec::len)
+    );
+
+    // Loading: compile once into a fresh cache, then time loads that hit it.
+    let cache = std::env::temp_dir().join(format!("policy-bench-cache-{}", std::process::id()));
+    let engine = PolicyEngine::new(EngineConfig {
+        cache_dir: Some(cache.clone()),
+        ..EngineConfig::default()
+    })?;
+    let t = Instant::now();
+    engine.load("rust-policy-template", &bytes, None, Limits::default())?;
+    println!(
+        "{:<44} {:>8.1} ms",
+        "compile + store in cache (once)",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let mut loads: Vec<Duration> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            engine
+                .load("rust-policy-template", &bytes, None, Limits::default())
+                .map(|_| t.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    loads.sort();
+    println!(
+        "{:<44} p50 {:>8.2} ms   p99 {:>8.2} ms   (n={})",
+        "load precompiled from cache",
+        percentile(&loads, 50.0).as_secs_f64() * 1e3,
+        percentile(&loads, 99.0).as_secs_f64() * 1e3,
+        loads.len()
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let policy = engine.load("rust-policy-template", &bytes, None, Limits::default())?;
+    let wasm_p50 = report(
+        "wasm: fresh instance + transform",
+        &measure(|| {
+            policy
+                .transform(&pod_json, &case.task, &case.config_json, None)
+                .expect("transform succeeds");
+        }),
+    );
+    report(
+        "wasm: + parse output + strict Pod check",
+        &measure(|| {
+            policy_runtime::chain::run_step(
+                &policy,
+                &case.pod,
+                &case.task,
+                &case.config_json,
+                None,
+            )
+            .expect("step succeeds");
+        }),
+    );
+    let task = native_policy::TaskInfo {
+        id: &case.task.id,
+        user: case.task.user.as_deref(),
+    };
+    let native_p50 = report(
+        "native Rust: same transform (JSON in/out)",
+        &measure(|| {
+            let config = native_policy::parse_config(&case.config_json).expect("config parses");
+            let mut pod: serde_json::Value = serde_json::from_str(&pod_json).expect("pod parses");
+            native_policy::transform(&mut pod, &task, &config).expect("transform succeeds");
+            std::hint::black_box(pod.to_string());
+        }),
+    );
+    println!(
+        "{:<44} {:>8.1}x",
+        "ratio wasm / native (p50)",
+        wasm_p50.as_secs_f64() / native_p50.as_secs_f64().max(1e-9)
+    );
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! A policy that misbehaves on demand, for the host's failure-handling tests. The config picks the behaviour:
+//! `{"mode": "loop" | "alloc" | "panic" | "bad-json" | "configmap" | "unknown-field" | "reject" | "internal" |
+//! "log-spam" | "print" | "ok"}`; `validate-config` refuses `{"mode": "invalid"}`.
+
+wit_bindgen::generate!({ path: "../../../../wit/0.1.0", world: "queue-policy" });
+
+use clearml::queue_policy::host::log;
+use clearml::queue_policy::types::{LogLevel, PolicyError, Task};
+use exports::clearml::queue_policy::policy::Guest;
+
+struct Hostile;
+
+fn mode(config: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(config)
+        .ok()
+        .and_then(|v| v.get("mode").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "ok".to_string())
+}
+
+impl Guest for Hostile {
+    fn validate_config(config: String) -> Result<(), PolicyError> {
+        match mode(&config).as_str() {
+            "invalid" => Err(PolicyError::InvalidConfig(
+                "`mode`: `invalid` is not a mode".to_string(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn transform(pod: String, task: Task, config: String) -> Result<String, PolicyError> {
+        match mode(&config).as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1024 * 1024]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("boom: the hostile policy panicked on task {}", task.id),
+            "bad-json" => Ok("this is {not json".to_string()),
+            "configmap" => {
+                Ok(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_string())
+            }
+            "unknown-field" => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&pod).map_err(|e| PolicyError::Internal(e.to_string()))?;
+                v["spec"]["containers"][0]["resourcez"] = serde_json::json!({"limits": {}});
+                Ok(v.to_string())
+            }
+            "reject" => Err(PolicyError::Reject(format!(
+                "task {} asked for too much",
+                task.id
+            ))),
+            "internal" => Err(PolicyError::Internal("something broke inside".to_string())),
+            "log-spam" => {
+                for i in 0..1000 {
+                    log(LogLevel::Info, &format!("line {i}"));
+                }
+                Ok(pod)
+            }
+            "print" => {
+                println!("hello from stdout");
+                eprintln!("hello from stderr");
+                log(LogLevel::Warn, "hello from log");
+                Ok(pod)
+            }
+            _ => Ok(pod),
+        }
+    }
+}
+
+export!(Hostile);
