@@ -20,7 +20,7 @@ pub struct EmulatorArgs {
     #[arg(long, env = "CLEARML_EMULATOR_ACCESS_KEY", default_value = DEFAULT_ACCESS_KEY)]
     pub access_key: String,
     /// Secret key clients log in with.
-    #[arg(long, env = "CLEARML_EMULATOR_SECRET_KEY", default_value = DEFAULT_SECRET_KEY, hide_default_value = true)]
+    #[arg(long, env = "CLEARML_EMULATOR_SECRET_KEY", default_value = DEFAULT_SECRET_KEY, hide_default_value = true, hide_env_values = true)]
     pub secret_key: String,
     /// JSON file to load the state from at start (if it exists) and save it to on shutdown.
     #[arg(long)]
