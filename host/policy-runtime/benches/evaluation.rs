@@ -123,6 +123,21 @@ fn main() -> anyhow::Result<()> {
             .expect("step succeeds");
         }),
     );
+    // Host overhead alone: a policy that returns its input unparsed (fresh store, WASI context, instantiate, copy
+    // the pod in and out).
+    let hostile_wasm = policy_dir.join("test-hostile.wasm");
+    if let Ok(hostile_bytes) = std::fs::read(&hostile_wasm) {
+        let identity = engine.load("identity", &hostile_bytes, None, Limits::default())?;
+        let config = r#"{"mode":"ok"}"#;
+        report(
+            "wasm: fresh instance, identity policy",
+            &measure(|| {
+                identity
+                    .transform(&pod_json, &case.task, config, None)
+                    .expect("identity succeeds");
+            }),
+        );
+    }
     let task = native_policy::TaskInfo {
         id: &case.task.id,
         user: case.task.user.as_deref(),
