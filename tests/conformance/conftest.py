@@ -21,6 +21,8 @@ if not EMULATOR_URL:
 # The SDK must never leave this machine: refuse any connection that is not to loopback. A test that trips this
 # fails with the address it tried, instead of hanging on a network that is not there.
 _real_connect = socket.socket.connect
+# Background threads swallow exceptions, so refused attempts are also recorded and fail the session at the end.
+REFUSED = []
 
 
 def _loopback_only(self, address):
@@ -30,6 +32,7 @@ def _loopback_only(self, address):
     except ValueError:
         ok = host == "localhost" or self.family == getattr(socket, "AF_UNIX", None)
     if not ok:
+        REFUSED.append(address)
         raise ConnectionRefusedError(f"conformance tests are offline: refused connection to {address!r}")
     return _real_connect(self, address)
 
@@ -46,3 +49,9 @@ CheckPackageUpdates.check_new_package_available = classmethod(lambda cls, only_o
 def unique():
     """A short unique suffix, so tests do not collide on names in the shared emulator."""
     return uuid.uuid4().hex[:8]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if REFUSED:
+        print(f"\nconformance: the clients tried to leave the machine: {REFUSED!r}")
+        session.exitstatus = 1
