@@ -165,7 +165,7 @@ pub fn dispatch(store: &mut Store, name: &str, data: Value, now: Ts) -> Result<V
         "queues.get_by_id" => store.queues_get_by_id(decode(data)?),
         "queues.create" => store.queues_create(decode(data)?, now),
         "queues.update" => store.queues_update(decode(data)?, now),
-        "queues.delete" => store.queues_delete(decode(data)?),
+        "queues.delete" => store.queues_delete(decode(data)?, now),
         "queues.get_default" => store.queues_get_default(),
         "queues.get_next_task" => store.queues_get_next_task(decode(data)?, now),
         "queues.add_task" => store.queues_add_task(decode(data)?, now),

@@ -900,33 +900,30 @@ impl Store {
         Ok(json!({ "id": q.id, "name": q.name }))
     }
 
-    /// Atomic pop of the head (the caller holds the store lock for the whole call). An empty queue answers `{}`.
+    /// Atomic pop of the head (the caller holds the store lock for the whole call). An empty queue, or a head
+    /// that is not `task` when given, answers `{}`. The entry is returned even if its task no longer exists, as
+    /// on the server.
     pub fn queues_get_next_task(&mut self, r: rq::GetNextTask, now: Ts) -> Result<Value> {
-        loop {
-            let q = self.queue_mut(&r.queue)?;
-            let Some(head) = q.entries.first() else {
-                return Ok(json!({}));
-            };
-            if r.task.as_ref().is_some_and(|t| t != &head.task) {
-                return Ok(json!({}));
-            }
-            let entry = q.entries.remove(0);
-            q.last_update = now;
-            // A deleted task's leftover entry is skipped, as the server does.
-            let Some(task) = self.tasks.get_mut(&entry.task) else {
-                continue;
-            };
-            // Race fix on the server: a task stopped while queued goes back to queued when popped.
+        let q = self.queue_mut(&r.queue)?;
+        let Some(head) = q.entries.first() else {
+            return Ok(json!({}));
+        };
+        if r.task.as_ref().is_some_and(|t| t != &head.task) {
+            return Ok(json!({}));
+        }
+        let entry = q.entries.remove(0);
+        q.last_update = now;
+        let mut v = json!({ "entry": entry });
+        if let Some(task) = self.tasks.get_mut(&entry.task) {
+            // The server's race fix: a task aborted by an agent after it was queued again goes back to queued.
             if task.status == TaskStatus::Stopped {
                 task.status = TaskStatus::Queued;
-                task.status_changed = now;
             }
-            let mut v = json!({ "entry": entry });
             if r.get_task_info {
                 v["task_info"] = json!({ "company": task.company, "user": task.user });
             }
-            return Ok(v);
         }
+        Ok(v)
     }
 
     pub fn queues_add_task(&mut self, r: rq::QueueTask, now: Ts) -> Result<Value> {
@@ -1007,12 +1004,28 @@ impl Store {
         Ok(json!({ "removed_tasks": removed }))
     }
 
-    pub fn queues_delete(&mut self, r: rq::QueueDelete) -> Result<Value> {
+    /// Deleting a non-empty queue needs `force`; its tasks then revert to their pre-enqueue status.
+    pub fn queues_delete(&mut self, r: rq::QueueDelete, now: Ts) -> Result<Value> {
         let q = self.queue(&r.queue)?;
         if !r.force && !q.entries.is_empty() {
             return Err(ApiError::queue_not_empty(&q.id, q.entries.len()));
         }
+        let tasks: Vec<String> = q.entries.iter().map(|e| e.task.clone()).collect();
         self.queues.remove(&r.queue);
+        for id in tasks {
+            let Some(back) = self
+                .tasks
+                .get(&id)
+                .map(|t| t.enqueue_status.unwrap_or(TaskStatus::Created))
+            else {
+                continue;
+            };
+            let reason = Some("Queue was deleted".to_owned());
+            self.change_status(&id, back, true, reason, None, now)?;
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.enqueue_status = None;
+            }
+        }
         Ok(json!({ "deleted": 1 }))
     }
 
@@ -1362,19 +1375,36 @@ mod tests {
     }
 
     #[test]
-    fn deleted_tasks_are_skipped_by_get_next_task() {
+    fn entries_of_deleted_tasks_are_still_popped() {
         let mut s = store();
         let q = queue(&mut s, "queue");
-        let (t1, t2) = (task(&mut s, "one"), task(&mut s, "two"));
+        let t1 = task(&mut s, "one");
         s.queues_add_task(req(json!({"queue": q, "task": t1})), T0)
-            .unwrap();
-        s.queues_add_task(req(json!({"queue": q, "task": t2})), T0)
             .unwrap();
         s.tasks.remove(&t1);
         let v = s
-            .queues_get_next_task(req(json!({"queue": q})), T0)
+            .queues_get_next_task(req(json!({"queue": q, "get_task_info": true})), T0)
             .unwrap();
-        assert_eq!(v["entry"]["task"], json!(t2));
+        assert_eq!(v, json!({"entry": {"task": t1, "added": T0}}));
+    }
+
+    #[test]
+    fn force_deleting_a_queue_reverts_its_tasks() {
+        let mut s = store();
+        let q = queue(&mut s, "queue");
+        let t = task(&mut s, "task");
+        s.tasks_enqueue(req(json!({"task": t, "queue": q})), T0)
+            .unwrap();
+        let err = s.queues_delete(req(json!({"queue": q})), T0).unwrap_err();
+        assert_eq!((err.code, err.subcode), (400, 702));
+        s.queues_delete(req(json!({"queue": q, "force": true})), T0)
+            .unwrap();
+        assert!(!s.queues.contains_key(&q));
+        let task = &s.tasks[&t];
+        assert_eq!(
+            (task.status, task.status_reason.as_str()),
+            (TaskStatus::Created, "Queue was deleted")
+        );
     }
 
     #[test]
