@@ -232,6 +232,14 @@ impl Policy for GpuSizing {
         Ok(config)
     }
 
+    fn leaves_pod_unchanged(config: &Config, task: &Task) -> bool {
+        // No property, no tag, no queue default: nothing to size. (A malformed request is not "unchanged": it must
+        // reach `transform` to be rejected.)
+        config.gpus.is_none()
+            && task.first_property(&config.task_properties).is_none()
+            && task.tag_value(&config.task_tag_prefix).is_none()
+    }
+
     fn transform(
         mut pod: Value,
         task: &Task,

@@ -113,6 +113,12 @@ pub trait Policy {
     /// Parse and check the config. `null` (a queue that gives none) arrives as [`Value::Null`].
     fn parse_config(config: &Value) -> Result<Self::Config, PolicyError>;
 
+    /// True when `transform` would return the pod unchanged for this config and task, so the pod need not be
+    /// parsed and re-serialised at all (a queue without overrides, a task that asks for no GPUs). Default: false.
+    fn leaves_pod_unchanged(_config: &Self::Config, _task: &Task) -> bool {
+        false
+    }
+
     /// Return the new pod for `task`. Must be deterministic.
     fn transform(
         pod: Value,
@@ -153,6 +159,9 @@ pub fn transform_str<P: Policy>(
     log: &mut dyn Logger,
 ) -> Result<String, PolicyError> {
     let config = parse_config_str::<P>(config)?;
+    if P::leaves_pod_unchanged(&config, task) {
+        return Ok(pod.to_owned());
+    }
     let pod: Value = serde_json::from_str(pod)
         .map_err(|e| PolicyError::Internal(format!("the pod is not valid JSON: {e}")))?;
     let pod = P::transform(pod, task, &config, log)?;

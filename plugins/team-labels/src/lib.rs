@@ -249,6 +249,10 @@ impl Policy for TeamLabels {
         Ok(config)
     }
 
+    fn leaves_pod_unchanged(config: &Config, _task: &Task) -> bool {
+        *config == Config::default()
+    }
+
     fn transform(
         mut pod: Value,
         task: &Task,

@@ -70,6 +70,10 @@ impl Policy for TemplateOverrides {
         })
     }
 
+    fn leaves_pod_unchanged(config: &Config, _task: &Task) -> bool {
+        config.overrides.is_empty()
+    }
+
     fn transform(
         mut pod: Value,
         task: &Task,
