@@ -119,6 +119,22 @@ conformance: venv
 bench: wasm
     cargo bench -q -p policy-runtime --profile dev --bench evaluation
     cargo run -q -p clearml-k8s-agent -- policy bench "$POLICY_DIR/rust-policy-template.wasm" --cases examples/rust-policy-template/cases
+    just bench-policies
+
+# Benchmark every default plugin and the Python/JS examples through the harness: p50/p99 of fresh-instance evaluations
+bench-policies: plugins examples
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet -p clearml-k8s-agent
+    for dir in plugins/*/ examples/python-*/ examples/js-*/; do
+        dir="${dir%/}" name="$(basename "${dir%/}")"
+        [[ -d "$dir/cases" ]] || continue
+        # An interpreter-based component costs milliseconds per evaluation: fewer iterations keep the run short.
+        iterations=2000
+        [[ "$dir" == examples/* ]] && iterations=200
+        "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy bench "$POLICY_DIR/$name.wasm" --cases "$dir/cases" \
+            --iterations "$iterations" 2>/dev/null
+    done
 
 # Demo: until the agent lands, run the sample Rust policy on a realistic pod (output pod on stdout, diff on stderr)
 demo: wasm
