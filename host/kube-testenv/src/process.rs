@@ -14,7 +14,7 @@
 
 use std::{
     io,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command},
     sync::{Mutex, Once, OnceLock, mpsc},
     time::{Duration, Instant},
@@ -157,7 +157,7 @@ pub fn forget_exit_dir(dir: &std::path::Path) {
 pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             return true;
         }
         // Polling /proc is the only portable way to wait for a process that is not our child.
@@ -242,5 +242,53 @@ extern "C" fn kill_all_at_exit() {
         for dir in dirs.iter() {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exists(pid: u32) -> bool {
+        // A killed child is reaped by `kill`, so its /proc entry disappears.
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn drop_kills_and_reaps() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("300");
+        let child = Guarded::spawn("sleep", cmd).unwrap();
+        let pid = child.pid();
+        assert!(exists(pid));
+        assert!(LIVE_PIDS.lock().unwrap().contains(&pid));
+        drop(child);
+        assert!(!exists(pid));
+        assert!(!LIVE_PIDS.lock().unwrap().contains(&pid));
+    }
+
+    #[test]
+    fn exited_reports_and_reaps() {
+        let mut child = Guarded::spawn("true", Command::new("true")).unwrap();
+        let pid = child.pid();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.exited() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "`true` did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success());
+        assert!(!LIVE_PIDS.lock().unwrap().contains(&pid));
+    }
+
+    #[test]
+    fn spawn_error_names_the_program() {
+        let err = Guarded::spawn("x", Command::new("/nonexistent/kube-apiserver")).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/kube-apiserver"),
+            "{err}"
+        );
     }
 }

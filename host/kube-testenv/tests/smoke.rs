@@ -25,6 +25,18 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Simulator and harness logs, captured per test by libtest and shown when a test fails.
+fn logs() {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| "kubelet_sim=debug,kube_testenv=debug".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+}
+
 fn pod(name: &str, annotations: &[(&str, &str)], limits: &[(&str, &str)]) -> Pod {
     let annotations: BTreeMap<&str, &str> = annotations.iter().copied().collect();
     let limits: BTreeMap<&str, &str> = limits.iter().copied().collect();
@@ -104,6 +116,7 @@ async fn simulator(client: &Client, ns: &str) -> kubelet_sim::SimHandle {
 
 #[tokio::test]
 async fn pod_create_get_watch_delete() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("pod-crud").await else {
         return;
     };
@@ -163,6 +176,7 @@ async fn pod_create_get_watch_delete() {
 
 #[tokio::test]
 async fn invalid_pod_is_rejected_with_422() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("invalid-pod").await else {
         return;
     };
@@ -181,6 +195,7 @@ async fn invalid_pod_is_rejected_with_422() {
 
 #[tokio::test]
 async fn configmap_watch_sees_update() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("configmap-watch").await else {
         return;
     };
@@ -230,6 +245,7 @@ async fn configmap_watch_sees_update() {
 
 #[tokio::test]
 async fn rbac_service_account_token_is_scoped_by_role() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("rbac").await else {
         return;
     };
@@ -304,6 +320,7 @@ async fn rbac_service_account_token_is_scoped_by_role() {
 
 #[tokio::test]
 async fn simulator_runs_pod_to_success() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("sim-success").await else {
         return;
     };
@@ -317,19 +334,26 @@ async fn simulator_runs_pod_to_success() {
     )
     .boxed();
     wait_init_done(&mut events).await;
-    let phases = tokio::spawn(async move {
-        let mut seen = Vec::new();
+    // The recorder keeps the Running copy: with a short run time, a separate wait could start after it passed.
+    let recorder = tokio::spawn(async move {
+        let (mut seen, mut running) = (Vec::new(), None);
         let mut stream = events.applied_objects();
         while let Ok(Some(p)) = stream.try_next().await {
-            let phase = p.status.and_then(|s| s.phase).unwrap_or_default();
+            let phase = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
             if seen.last() != Some(&phase) {
                 seen.push(phase.clone());
             }
-            if phase == "Succeeded" {
+            if phase == "Running" {
+                running = Some(p);
+            } else if phase == "Succeeded" {
                 break;
             }
         }
-        seen
+        (seen, running)
     });
     pods.create(
         &PostParams::default(),
@@ -337,16 +361,6 @@ async fn simulator_runs_pod_to_success() {
     )
     .await
     .unwrap();
-    let running = wait_for(&pods, "ok", "Running", conditions::is_pod_running()).await;
-    let node = running.spec.unwrap().node_name.unwrap();
-    assert_eq!(
-        node,
-        format!("{}-cpu", ctx.namespace),
-        "a pod without GPUs fits the first node"
-    );
-    let status = running.status.unwrap();
-    assert!(status.pod_ip.is_some() && status.start_time.is_some());
-
     let done = wait_for(&pods, "ok", "Succeeded", phase_is("Succeeded")).await;
     let cs = &done.status.unwrap().container_statuses.unwrap()[0];
     let term = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
@@ -354,12 +368,24 @@ async fn simulator_runs_pod_to_success() {
         (term.exit_code, term.reason.as_deref()),
         (0, Some("Completed"))
     );
-    let phases = tokio::time::timeout(WAIT, phases).await.unwrap().unwrap();
+
+    let (phases, running) = tokio::time::timeout(WAIT, recorder).await.unwrap().unwrap();
     assert_eq!(phases, ["Pending", "Running", "Succeeded"]);
+    let running = running.expect("a Running copy was seen");
+    assert_eq!(
+        running.spec.unwrap().node_name.unwrap(),
+        format!("{}-cpu", ctx.namespace),
+        "a pod without GPUs fits the first node"
+    );
+    let status = running.status.unwrap();
+    assert!(status.pod_ip.is_some() && status.start_time.is_some());
+    let started = status.container_statuses.unwrap()[0].state.clone().unwrap();
+    assert!(started.running.is_some_and(|r| r.started_at.is_some()));
 }
 
 #[tokio::test]
 async fn simulator_reports_unschedulable_for_too_many_gpus() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("sim-unschedulable").await else {
         return;
     };
@@ -401,15 +427,17 @@ async fn simulator_reports_unschedulable_for_too_many_gpus() {
     )
     .await
     .unwrap();
-    let running = wait_for(&pods, "fits", "Running", conditions::is_pod_running()).await;
+    // Run time 0: it may be past Running when the wait starts, so wait for the end state (it was bound to run).
+    let done = wait_for(&pods, "fits", "Succeeded", phase_is("Succeeded")).await;
     assert_eq!(
-        running.spec.unwrap().node_name.unwrap(),
+        done.spec.unwrap().node_name.unwrap(),
         format!("{}-gpu", ctx.namespace)
     );
 }
 
 #[tokio::test]
 async fn simulator_oomkills_and_fails_when_asked() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("sim-failures").await else {
         return;
     };
@@ -454,6 +482,7 @@ async fn simulator_oomkills_and_fails_when_asked() {
 
 #[tokio::test]
 async fn simulator_image_pull_backoff_hang_and_forced_delete() {
+    logs();
     let Some(ctx) = kube_testenv::test_context("sim-lifecycle").await else {
         return;
     };
@@ -509,4 +538,47 @@ async fn simulator_image_pull_backoff_hang_and_forced_delete() {
         .await
         .unwrap();
     wait_deleted(&pods, "doomed", &running.metadata.uid.unwrap()).await;
+}
+
+#[tokio::test]
+async fn simulator_schedules_a_waiting_pod_when_capacity_frees() {
+    logs();
+    let Some(ctx) = kube_testenv::test_context("sim-capacity").await else {
+        return;
+    };
+    let _sim = simulator(&ctx.client, &ctx.namespace).await;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+
+    // The only GPU node has 2 GPUs: the first pod takes both, the second waits as Unschedulable.
+    let gpus = [("nvidia.com/gpu", "2")];
+    pods.create(
+        &PostParams::default(),
+        &pod("first", &[(OUTCOME_ANNOTATION, "hang")], &gpus),
+    )
+    .await
+    .unwrap();
+    wait_for(&pods, "first", "Running", conditions::is_pod_running()).await;
+    pods.create(&PostParams::default(), &pod("second", &[], &gpus))
+        .await
+        .unwrap();
+    let unschedulable = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()?.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+    };
+    wait_for(&pods, "second", "PodScheduled=False", unschedulable).await;
+
+    // Finishing the first pod frees its GPUs; the simulator binds the waiting pod, as the scheduler would.
+    let steer = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "succeed"}}});
+    pods.patch("first", &PatchParams::default(), &Patch::Merge(steer))
+        .await
+        .unwrap();
+    wait_for(&pods, "first", "Succeeded", phase_is("Succeeded")).await;
+    let second = wait_for(&pods, "second", "Succeeded", phase_is("Succeeded")).await;
+    assert_eq!(
+        second.spec.unwrap().node_name.unwrap(),
+        format!("{}-gpu", ctx.namespace)
+    );
 }
