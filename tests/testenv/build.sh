@@ -10,16 +10,30 @@ source "$here/versions.env"
 cache="${CLEARML_K8S_AGENT_CACHE:-$HOME/.cache/clearml-k8s-agent}"
 bin="$cache/testenv/${KUBE_VERSION}-etcd${ETCD_VERSION}/bin"
 
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ]; then
+present() { [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ]; }
+if present; then
     echo "testenv: kube-apiserver v${KUBE_VERSION} and etcd v${ETCD_VERSION} already built in $bin" >&2
+    echo "$bin"
+    exit 0
+fi
+
+# One build at a time per cache (several clones or sessions may share it); whoever waited finds the binaries.
+mkdir -p "$bin"
+exec 9>"$bin/../.build.lock"
+if ! flock -n 9; then
+    echo "testenv: another build of v${KUBE_VERSION} is running; waiting for it ..." >&2
+    flock 9
+fi
+if present; then
+    echo "testenv: built meanwhile by another process in $bin" >&2
     echo "$bin"
     exit 0
 fi
 
 # GOTOOLCHAIN comes from versions.env (`local`, or e.g. go1.27.3 if a future bump needs a newer Go).
 # -mod=readonly: the committed go.mod/go.sum are the pin; a drift is an error, not a silent update.
-export GOTOOLCHAIN CGO_ENABLED=0 GOFLAGS=-mod=readonly
-mkdir -p "$bin"
+# -buildvcs=false: the binaries do not depend on the state of this git checkout.
+export GOTOOLCHAIN CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 tmp="$(mktemp -d "$bin/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
