@@ -90,6 +90,8 @@ pub enum Error {
 #[derive(Debug)]
 pub struct TestEnv {
     dir: PathBuf,
+    /// Whether `dir` is our temporary directory (deleted on stop) or the caller's (kept).
+    owns_dir: bool,
     etcd: Guarded,
     apiserver: Guarded,
     server: String,
@@ -105,7 +107,7 @@ pub struct TestEnv {
 pub struct Options {
     /// Binaries to run; default [`bins::locate`].
     pub binaries: Option<Binaries>,
-    /// Where to put data, certs and logs; default a new temporary directory, deleted on stop.
+    /// Where to put data, certs and logs (kept on stop); default a new temporary directory, deleted on stop.
     pub dir: Option<PathBuf>,
     /// How long to wait for `/readyz`; default `KUBE_TESTENV_START_TIMEOUT` or 90 s.
     pub start_timeout: Option<Duration>,
@@ -124,6 +126,7 @@ impl TestEnv {
             Some(b) => b,
             None => bins::locate()?,
         };
+        let owns_dir = options.dir.is_none();
         let dir = match options.dir {
             Some(d) => {
                 fs::create_dir_all(&d).map_err(io_err("the run directory"))?;
@@ -160,6 +163,7 @@ impl TestEnv {
             server: format!("https://127.0.0.1:{}", plan.apiserver_port),
             token: plan.token,
             dir,
+            owns_dir,
             etcd,
             apiserver,
             ca_pem: String::new(),
@@ -262,15 +266,17 @@ impl TestEnv {
     pub fn stop(&mut self) {
         self.apiserver.kill();
         self.etcd.kill();
-        if self.dir.exists() {
+        if self.owns_dir && self.dir.exists() {
             let _ = fs::remove_dir_all(&self.dir);
             crate::process::forget_exit_dir(&self.dir);
         }
     }
 
-    /// Keep the run directory and registered processes for process exit (the shared instance lives in a static).
+    /// Delete the run directory at process exit: the shared instance lives in a `static` and is never dropped.
     pub(crate) fn remove_dir_at_exit(&self) {
-        crate::process::remove_at_exit(self.dir.clone());
+        if self.owns_dir {
+            crate::process::remove_at_exit(self.dir.clone());
+        }
     }
 }
 

@@ -129,6 +129,25 @@ pub async fn test_context(test: &str) -> Option<TestContext> {
     })
 }
 
+/// A control plane of the test's own (most tests share one via [`test_context`]; this is for tests that stop or
+/// break theirs), or `None` when the binaries are missing outside CI (skipped, reason printed).
+///
+/// # Panics
+/// Under CI when the binaries are missing, and whenever a built control plane fails to start.
+pub async fn start_owned(test: &str) -> Option<TestEnv> {
+    match TestEnv::start().await {
+        Ok(env) => Some(env),
+        Err(Error::Binaries(why)) if !in_ci() => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no Kubernetes control plane: {why}"
+            );
+            None
+        }
+        Err(e) => panic!("{test}: the kube-apiserver + etcd control plane is unavailable: {e}"),
+    }
+}
+
 /// Create a namespace with a unique name derived from `test` and return its name.
 ///
 /// Namespaces are never deleted: without the namespace controller they would stay `Terminating` anyway, and the
