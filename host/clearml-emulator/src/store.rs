@@ -431,9 +431,8 @@ impl Store {
         let worker_live = t.last_worker.as_ref().is_some_and(|w| !w.is_empty())
             && t.last_update.plus_secs(LIVE_WORKER_SECS) >= now;
         let fields = if t.status == TaskStatus::Queued || development || !worker_live {
-            let message = r
-                .status_message
-                .or_else(|| Some(format!("Stopped by {user_name}")));
+            // The server ignores a requested status_message here.
+            let message = Some(format!("Stopped by {user_name}"));
             self.change_status(
                 &t.id,
                 TaskStatus::Stopped,
@@ -456,26 +455,31 @@ impl Store {
         Ok(json!({ "updated": 1, "fields": fields }))
     }
 
+    /// `tasks.reset`: back to a draft. Dequeues, clears the run (worker, dates, runtime, `execution.queue`); the
+    /// status change itself follows the state machine unless forced (published → created needs force).
     pub fn tasks_reset(&mut self, r: rq::StatusChange, now: Ts) -> Result<Value> {
-        let t = self.task(&r.task)?;
-        if !r.force && t.status == TaskStatus::Published {
-            return Err(ApiError::invalid_task_status("published", "created"));
+        let status = self.task(&r.task)?.status;
+        if !r.force && !can_transition(status, TaskStatus::Created) {
+            return Err(ApiError::invalid_task_status(status.as_str(), "created"));
         }
         let dequeued = self.remove_from_all_queues(&r.task);
-        let tm = self.task_mut(&r.task)?;
-        tm.last_worker = None;
-        tm.started = None;
-        tm.completed = None;
-        tm.execution.remove("queue");
-        tm.enqueue_status = None;
+        let reset = Some("reset".to_owned());
         let fields = self.change_status(
             &r.task,
             TaskStatus::Created,
             true,
-            r.status_reason,
-            r.status_message,
+            reset.clone(),
+            reset,
             now,
         )?;
+        let tm = self.task_mut(&r.task)?;
+        tm.last_worker = None;
+        tm.last_worker_report = None;
+        tm.started = None;
+        tm.completed = None;
+        tm.runtime.clear();
+        tm.execution.remove("queue");
+        tm.enqueue_status = None;
         let mut v = json!({ "updated": 1, "fields": fields, "deleted_models": 0 });
         if dequeued > 0 {
             v["dequeued"] = json!({ "removed": dequeued });
@@ -712,6 +716,12 @@ impl Store {
                  queue set",
             ));
         }
+        // Unlike other status calls, enqueue refuses queued -> queued without force (the open-source server has
+        // no same-state transition here; the glue stops a task before re-enqueueing it for that reason). Keeping
+        // the execution queue (2.31) is the one re-enqueue of a queued task that is allowed.
+        if !r.force && r.update_execution_queue && before.status == TaskStatus::Queued {
+            return Err(ApiError::invalid_task_status("queued", "queued"));
+        }
         let mut fields = self.change_status(
             &r.task,
             TaskStatus::Queued,
@@ -722,9 +732,7 @@ impl Store {
         )?;
         {
             let t = self.task_mut(&r.task)?;
-            if before.status != TaskStatus::Queued {
-                t.enqueue_status = Some(before.status);
-            }
+            t.enqueue_status = Some(before.status);
             t.system_tags.retain(|s| s != "development");
         }
         let company = self.identity.company.clone();
@@ -743,8 +751,13 @@ impl Store {
             }
         };
         if let Err(e) = push {
+            // Revert as the server does: previous status, forced, with its own reason, and no enqueue_status.
+            let reason = Some("failed enqueueing".to_owned());
+            self.change_status(&r.task, before.status, true, reason, None, now)?;
             if let Some(t) = self.tasks.get_mut(&r.task) {
-                *t = before;
+                t.enqueue_status = None;
+                t.started = before.started;
+                t.completed = before.completed;
             }
             return Err(e);
         }
@@ -1266,7 +1279,7 @@ mod tests {
             !s.tasks[&t].system_tags.contains(&"development".to_owned()),
             "enqueue drops the development tag"
         );
-        s.tasks_enqueue(req(json!({"task": t, "queue": b})), T0)
+        s.tasks_enqueue(req(json!({"task": t, "queue": b, "force": true})), T0)
             .unwrap();
         assert_eq!(
             (entries(&s, &a), entries(&s, &b)),
@@ -1275,7 +1288,7 @@ mod tests {
         assert_eq!(s.tasks[&t].execution_queue(), Some(b.as_str()));
 
         let err = s
-            .tasks_enqueue(req(json!({"task": t, "queue": b})), T0)
+            .tasks_enqueue(req(json!({"task": t, "queue": b, "force": true})), T0)
             .unwrap_err();
         assert_eq!((err.code, err.subcode), (400, 706));
         assert_eq!(s.tasks[&t].status, TaskStatus::Queued);
@@ -1294,6 +1307,30 @@ mod tests {
             json!(0),
             "a task that is not queued keeps its status"
         );
+    }
+
+    #[test]
+    fn re_enqueueing_a_queued_task_needs_force_unless_it_keeps_its_queue() {
+        let mut s = store();
+        let (a, b) = (queue(&mut s, "queue-a"), queue(&mut s, "queue-b"));
+        let t = task(&mut s, "task");
+        s.tasks_enqueue(req(json!({"task": t, "queue": a})), T0)
+            .unwrap();
+        let err = s
+            .tasks_enqueue(req(json!({"task": t, "queue": b})), T0)
+            .unwrap_err();
+        assert_eq!((err.code, err.subcode), (400, 110));
+        s.tasks_enqueue(
+            req(json!({"task": t, "queue": b, "update_execution_queue": false})),
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            s.tasks[&t].execution_queue(),
+            Some(a.as_str()),
+            "the execution queue is kept"
+        );
+        assert_eq!(entries(&s, &b), vec![t.clone()]);
     }
 
     #[test]
