@@ -241,6 +241,15 @@ fn logs_and_stdio_are_captured_and_capped() {
 }
 
 #[test]
+fn the_sandbox_gives_no_env_args_files_or_network() {
+    let pod = run_hostile("probe").unwrap();
+    assert_eq!(
+        pod["metadata"]["annotations"]["probe"],
+        "env=0 args=0 file=denied dir=denied net=denied"
+    );
+}
+
+#[test]
 fn components_for_another_world_or_version_are_refused() {
     let err = engine()
         .load(

@@ -1,6 +1,6 @@
 //! A policy that misbehaves on demand, for the host's failure-handling tests. The config picks the behaviour:
 //! `{"mode": "loop" | "alloc" | "panic" | "bad-json" | "configmap" | "unknown-field" | "reject" | "internal" |
-//! "log-spam" | "print" | "ok"}`; `validate-config` refuses `{"mode": "invalid"}`.
+//! "log-spam" | "print" | "probe" | "ok"}`; `validate-config` refuses `{"mode": "invalid"}`.
 
 wit_bindgen::generate!({ path: "../../../../wit/0.1.0", world: "queue-policy" });
 
@@ -69,6 +69,29 @@ impl Guest for Hostile {
                 eprintln!("hello from stderr");
                 log(LogLevel::Warn, "hello from log");
                 Ok(pod)
+            }
+            "probe" => {
+                // Report what the sandbox lets a policy see: the host promises nothing at all.
+                let env = std::env::vars().count();
+                let args = std::env::args().count();
+                let file = match std::fs::read("/etc/hostname") {
+                    Ok(_) => "readable",
+                    Err(_) => "denied",
+                };
+                let dir = match std::fs::read_dir(".") {
+                    Ok(_) => "listable",
+                    Err(_) => "denied",
+                };
+                let net = match std::net::TcpStream::connect("127.0.0.1:80") {
+                    Ok(_) => "connected",
+                    Err(_) => "denied",
+                };
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&pod).map_err(|e| PolicyError::Internal(e.to_string()))?;
+                v["metadata"]["annotations"] = serde_json::json!({
+                    "probe": format!("env={env} args={args} file={file} dir={dir} net={net}")
+                });
+                Ok(v.to_string())
             }
             _ => Ok(pod),
         }
