@@ -765,6 +765,83 @@ async fn login_failures_are_retried_once_per_attempt() {
     );
 }
 
+/// A loopback server that answers every connection with `reply` (or never, for `None`) and counts connections.
+async fn fake_server(
+    reply: Option<&'static str>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                match reply {
+                    Some(r) => {
+                        let _ = sock.write_all(r.as_bytes()).await;
+                    }
+                    // Hold the connection open without answering until the client gives up.
+                    None => tokio::time::sleep(Duration::from_secs(30)).await,
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+fn client_for(url: &str, timeout: Duration) -> Client {
+    let mut cfg = ClientConfig::new(url, "a", "b");
+    cfg.timeout = timeout;
+    cfg.retry = RetryPolicy {
+        max_retries: 2,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+    };
+    Client::new(cfg).unwrap()
+}
+
+#[tokio::test]
+async fn a_proxy_error_page_is_a_transient_http_error() {
+    let (url, count) = fake_server(Some(
+        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad gateway",
+    ))
+    .await;
+    let err = client_for(&url, Duration::from_secs(5))
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Http { status: 502, endpoint, body } if endpoint == "auth.login" && body == "bad gateway"),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "first attempt + 2 retries"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_and_is_retried() {
+    let (url, count) = fake_server(None).await;
+    let err = client_for(&url, Duration::from_millis(200))
+        .queues_get_all(&QueuesGetAll::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport { source, .. } if source.is_timeout()),
+        "{err:?}"
+    );
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
 #[tokio::test]
 async fn unreachable_server_is_a_transport_error() {
     // Bind then drop a listener: the port is (almost certainly) closed now.
