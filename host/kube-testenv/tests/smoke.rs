@@ -99,13 +99,15 @@ fn phase_is(phase: &'static str) -> impl Condition<Pod> {
     move |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()?.phase.as_deref()) == Some(phase)
 }
 
-/// A simulator for this test's namespace with its own nodes: 8 cpu / 32Gi and a 2-GPU node.
+/// A simulator for this test's namespace with its own nodes: 8 cpu / 32Gi and a 2-GPU node. Images under
+/// `registry.invalid/` never pull.
 async fn simulator(client: &Client, ns: &str) -> kubelet_sim::SimHandle {
     let config = SimConfig {
         nodes: vec![
             NodeSpec::new(&format!("{ns}-cpu"), "8", "32Gi", 0).expect("node spec"),
             NodeSpec::new(&format!("{ns}-gpu"), "16", "64Gi", 2).expect("node spec"),
         ],
+        image_pull_error: Some(regex::Regex::new(r"^registry\.invalid/").expect("a valid regex")),
         ..SimConfig::default()
     };
     Simulator::new(client.clone(), config, Some(ns.to_owned()))
@@ -489,9 +491,17 @@ async fn simulator_image_pull_backoff_hang_and_forced_delete() {
     let _sim = simulator(&ctx.client, &ctx.namespace).await;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
 
+    // By image pattern (configured), and by annotation.
+    let mut missing = pod("nopull", &[], &[]);
+    missing.spec.as_mut().unwrap().containers[0].image = Some("registry.invalid/missing:1".into());
+    pods.create(&PostParams::default(), &missing).await.unwrap();
     pods.create(
         &PostParams::default(),
-        &pod("nopull", &[(OUTCOME_ANNOTATION, "image-pull-backoff")], &[]),
+        &pod(
+            "nopull2",
+            &[(OUTCOME_ANNOTATION, "image-pull-backoff")],
+            &[],
+        ),
     )
     .await
     .unwrap();
@@ -509,8 +519,10 @@ async fn simulator_image_pull_backoff_hang_and_forced_delete() {
         })
         .is_some_and(|w| w.reason.as_deref() == Some("ImagePullBackOff"))
     };
-    let p = wait_for(&pods, "nopull", "ImagePullBackOff", backoff).await;
-    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    for name in ["nopull", "nopull2"] {
+        let p = wait_for(&pods, name, "ImagePullBackOff", backoff).await;
+        assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
+    }
 
     // A hanging pod keeps running until the test changes its outcome through the API.
     pods.create(
