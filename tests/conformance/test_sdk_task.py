@@ -14,9 +14,13 @@ def client():
 
 def test_login_token_claims_drive_the_sdk_version():
     session = Task._get_default_session()
-    # api_version 2.31 in the token makes the SDK use its newest service bindings (2.23) and send /v2.23/ URLs.
-    assert str(Session.max_api_version) >= "2.23" or Session.check_min_api_version("2.23")
-    assert session.feature_set == "basic"
+    # The token's api_version/server_version/feature_set claims, as the SDK decoded them.
+    assert (str(Session.api_version), str(Session.server_version), session.feature_set) == ("2.31", "2.0.0", "basic")
+    assert session.check_min_api_version("2.23") and not session.check_min_api_version("2.32")
+    # ... which make the SDK use its newest service bindings, so its URLs are /v2.23/....
+    from clearml.backend_api.services import tasks
+
+    assert tasks.__name__.endswith(".v2_23.tasks")
 
 
 def test_create_task_with_docker_image_and_read_it_back(unique):
