@@ -22,6 +22,32 @@
 //! (`clearml-task-id`, `clearml-agent*`) and env vars for which [`is_agent_env`] holds (`CLEARML_*`) are kept, and
 //! win over a template entry of the same name. The Enterprise chart behaves the same way: its overrides replace the
 //! *template's* labels and env, and the agent adds its own afterwards.
+//!
+//! # Example: the doc's `blue` queue
+//! ```
+//! use pod_template::{apply, MergeStrategy, Template};
+//! use serde_json::json;
+//!
+//! // The host renders `basePodTemplate` onto its own pod (agent labels, the task container) ...
+//! let base = Template::from_value(
+//!     &json!({"labels": {"team": "red"}, "resources": {"limits": {"memory": "1Gi"}}}),
+//!     "agentk8sglue.basePodTemplate",
+//! )?;
+//! let mut pod = json!({
+//!     "metadata": {"labels": {"clearml-task-id": "abc"}},
+//!     "spec": {"containers": [{"name": "clearml-task", "image": "python:3.11"}]}
+//! });
+//! apply(&mut pod, &base, MergeStrategy::Replace)?;
+//! // ... and the template-overrides plugin applies the queue's overrides with the same code.
+//! let blue = Template::from_value(&json!({"labels": {"team": "blue"}}), "agentk8sglue.queues.blue.templateOverrides")?;
+//! apply(&mut pod, &blue, MergeStrategy::Replace)?;
+//! assert_eq!(pod["metadata"]["labels"], json!({"clearml-task-id": "abc", "team": "blue"}));
+//! assert_eq!(pod["spec"]["containers"][0]["resources"]["limits"]["memory"], "1Gi");
+//! # Ok::<(), pod_template::Error>(())
+//! ```
+//!
+//! The plugin's config, built by the host from a queue's values, is
+//! `{"templateOverrides": <queues.<q>.templateOverrides>, "mergeStrategy": "replace" | "deep"}`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
