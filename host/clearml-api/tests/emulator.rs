@@ -971,15 +971,19 @@ async fn remaining_reference_error_codes() {
 mod raw {
     use super::*;
 
+    /// reqwest is built without a default crypto provider; install ring first, as `Client::new` does.
+    fn http() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
+
     async fn send(
         emu: &EmulatorHandle,
         path: &str,
         auth: Option<String>,
         body: &'static str,
     ) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", emu.base_url()))
-            .body(body);
+        let mut req = http().post(format!("{}{path}", emu.base_url())).body(body);
         if let Some(a) = auth {
             req = req
                 .header("Authorization", a)
@@ -1117,7 +1121,7 @@ mod raw {
         )
         .await;
         assert_eq!(status, 200);
-        let resp = reqwest::Client::new()
+        let resp = http()
             .get(format!("{}/v2.23/tasks.get_all", emu.base_url()))
             .header("Cookie", format!("clearml_token_basic={token}"))
             .send()
@@ -1127,9 +1131,33 @@ mod raw {
     }
 
     #[tokio::test]
+    async fn large_event_batches_are_accepted() {
+        let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let line = format!(
+            "{{\"type\":\"log\",\"task\":\"t\",\"msg\":\"{}\"}}\n",
+            "x".repeat(1000)
+        );
+        let body = line.repeat(4000); // ~4 MB, over axum's default limit
+        let resp = http()
+            .post(format!("{}/v2.23/events.add_batch", emu.base_url()))
+            .header(
+                "Authorization",
+                basic(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY).unwrap(),
+            )
+            .header("Content-Type", "application/json-lines")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["data"]["added"], json!(4000));
+    }
+
+    #[tokio::test]
     async fn login_via_query_without_version() {
         let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
-        let resp = reqwest::Client::new()
+        let resp = http()
             .get(format!("{}/auth.login?expiration_sec=7200", emu.base_url()))
             .header(
                 "Authorization",

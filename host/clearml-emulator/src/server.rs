@@ -30,6 +30,8 @@ pub const DEFAULT_ACCESS_KEY: &str = "EMULATOR_ACCESS_KEY";
 pub const DEFAULT_SECRET_KEY: &str = "emulator-secret-key";
 /// Name of the cookie `auth.login` sets, read as a bearer token when a call has no `Authorization` header.
 const SESSION_COOKIE: &str = "clearml_token_basic";
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 64 << 20;
 /// Longest token a client may ask for (one year), as on the server.
 const MAX_EXPIRATION_SEC: i64 = 31_536_000;
 
@@ -138,6 +140,8 @@ impl Emulator {
     pub fn router(&self) -> Router {
         Router::new()
             .fallback(handle)
+            // Event batches (logs, scalars) can exceed axum's 2 MB default; the server accepts them.
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.shared.clone())
     }
 
