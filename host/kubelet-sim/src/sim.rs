@@ -166,7 +166,10 @@ impl Simulator {
                             state.reconcile_pending().await;
                         }
                     }
-                    Some(Ok(watcher::Event::Delete(_))) if synced => state.reconcile_pending().await,
+                    Some(Ok(watcher::Event::Delete(pod))) if synced => {
+                        state.forget(&pod);
+                        state.reconcile_pending().await;
+                    }
                     // Init events: wait for InitDone so usage is computed over the complete list.
                     Some(Ok(_)) => {}
                 },
@@ -210,6 +213,13 @@ impl LoopState {
             assumed: HashMap::new(),
             timers: HashSet::new(),
         }
+    }
+
+    /// Drop bookkeeping for a deleted pod (a long-running simulator must not grow without bound).
+    fn forget(&mut self, pod: &Pod) {
+        let uid = pod.uid().unwrap_or_default();
+        self.acted.remove(&uid);
+        self.assumed.remove(&uid);
     }
 
     async fn reconcile_all(&mut self) {
