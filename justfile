@@ -60,7 +60,7 @@ examples:
     mkdir -p "$POLICY_DIR"
     wit=wit/0.1.0
     # Rebuild only when a source, the pins or the WIT changed since the component was built.
-    fresh() { [[ -f "$1" ]] && [[ -z "$(find "$2" "$wit" -newer "$1" -type f -not -path '*/cases/*' -not -name '*.pyc' | head -1)" ]]; }
+    fresh() { [[ -f "$1" ]] && [[ -z "$(find "$2" "$wit" -newer "$1" -type f -not -path '*/cases/*' -not -name '*.pyc' -not -name '*.md' | head -1)" ]]; }
     has_cases() {
         if ! compgen -G "$1/cases/*/task.yaml" >/dev/null; then
             echo "error: $1 has no golden cases (cases/<case>/task.yaml ...): every example needs them" >&2
