@@ -98,7 +98,7 @@ examples:
 test: lint wasm
     just testenv-build
     cargo test --workspace
-    cargo test --quiet --manifest-path plugins/Cargo.toml
+    scripts/guest-cargo.sh test
     just policy-cases
     just conformance
 
