@@ -7,7 +7,8 @@
 //! - `hostNetwork`, `hostPID`, `hostIPC` (`allowHostNetwork` / `allowHostPID` / `allowHostIPC: false`).
 //! - `requireLimits` (default `[]`): every container must set these limits (e.g. `[cpu, memory]`).
 //! - `allowedRegistries` (default `[]`, any): every image must come from one of these registries or repository
-//!   prefixes (`docker.io/library`, `registry.example.com/ml`). `python:3.11` means `docker.io/library/python`.
+//!   prefixes (`docker.io/library`, `registry.example.com/ml`, or a Docker Hub organisation such as `nvidia`).
+//!   `python:3.11` means `docker.io/library/python`.
 //!
 //! All violations are reported at once, so an ML user fixes the task in one go. Guardrails does not change the pod.
 
@@ -94,13 +95,27 @@ pub fn normalise_image(image: &str) -> String {
     }
 }
 
+/// An `allowedRegistries` entry in the form [`normalise_image`] gives: a Docker Hub organisation written the short
+/// way (`nvidia`) means `docker.io/nvidia`; an entry naming a registry host (`nvcr.io/nvidia`) is used as is.
+fn normalise_entry(entry: &str) -> String {
+    let entry = entry.trim_end_matches('/');
+    let first = entry.split('/').next().unwrap_or(entry);
+    if first == "index.docker.io" {
+        entry.replacen("index.docker.io", "docker.io", 1)
+    } else if first.contains('.') || first.contains(':') || first == "localhost" {
+        entry.to_owned()
+    } else {
+        format!("docker.io/{entry}")
+    }
+}
+
 fn registry_allowed(image: &str, allowed: &[String]) -> bool {
     let repo = normalise_image(image);
     allowed.iter().any(|entry| {
-        let entry = entry.trim_end_matches('/');
+        let entry = normalise_entry(entry);
         repo == entry
             || repo
-                .strip_prefix(entry)
+                .strip_prefix(entry.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
     })
 }
@@ -296,6 +311,14 @@ mod tests {
         ));
         assert!(registry_allowed("python:3.11", &allowed));
         assert!(!registry_allowed("pytorch/pytorch", &allowed));
+        // Docker Hub organisations may be written the short way, as in `docker pull nvidia/cuda`.
+        let hub = vec!["nvidia".to_owned(), "index.docker.io/pytorch".to_owned()];
+        assert!(registry_allowed(
+            "nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+            &hub
+        ));
+        assert!(registry_allowed("docker.io/pytorch/pytorch:2.3.0", &hub));
+        assert!(!registry_allowed("nvcr.io/nvidia/pytorch:24.05-py3", &hub));
         let paths = vec!["/data".to_owned()];
         assert!(path_allowed("/data/imagenet", &paths));
         assert!(!path_allowed("/database", &paths));
