@@ -132,7 +132,22 @@ pub trait Policy {
 /// field ...`). `null` is read as `{}`, so a queue without config gets the struct's defaults.
 pub fn config_from_value<T: DeserializeOwned>(config: &Value) -> Result<T, PolicyError> {
     let empty = Value::Object(serde_json::Map::new());
-    let config = if config.is_null() { &empty } else { config };
+    let config = match config {
+        Value::Null => &empty,
+        Value::Object(_) => config,
+        // serde would read a list into a struct field by field (`[4]` as `maxGpus: 4`): refuse it plainly.
+        other => {
+            let found = match other {
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            };
+            return Err(PolicyError::InvalidConfig(format!(
+                "config: expected a map of settings, found {found}"
+            )));
+        }
+    };
     serde_path_to_error::deserialize(config).map_err(|err| {
         let path = err.path().to_string();
         let at = if path == "." {
@@ -244,4 +259,104 @@ macro_rules! export_policy {
             export!(Component);
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+    struct Inner {
+        node_selector: std::collections::BTreeMap<String, String>,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+    struct Sample {
+        max_gpus: Option<u32>,
+        types: std::collections::BTreeMap<String, Inner>,
+    }
+
+    #[test]
+    fn config_errors_carry_the_path() {
+        let err = config_from_value::<Sample>(&json!({"maxGpu": 1})).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::InvalidConfig(m) if m.starts_with("config.maxGpu: unknown field `maxGpu`")),
+            "{err}"
+        );
+        let err =
+            config_from_value::<Sample>(&json!({"types": {"a100": {"nodeSelector": {"x": 1}}}}))
+                .unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::InvalidConfig(m) if m.starts_with("config.types.a100.nodeSelector.x:")),
+            "{err}"
+        );
+        let err = config_from_value::<Sample>(&json!([1])).unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::InvalidConfig(m) if m.starts_with("config: ")),
+            "{err}"
+        );
+        assert_eq!(
+            config_from_value::<Sample>(&Value::Null).unwrap(),
+            Sample::default()
+        );
+    }
+
+    #[test]
+    fn task_lookups() {
+        let task = Task {
+            tags: vec!["resnet".into(), "gpus=2".into(), "gpus=3".into()],
+            properties: vec![
+                ("properties/k8s-gpus".into(), "4".into()),
+                ("k8s/gpus".into(), "1".into()),
+            ],
+            ..Task::default()
+        };
+        let keys = vec!["k8s/gpus".to_owned(), "properties/k8s-gpus".to_owned()];
+        // The first key in the caller's order wins, not the first property in the task's order.
+        assert_eq!(task.first_property(&keys), Some(("k8s/gpus", "1")));
+        assert_eq!(task.tag_value("gpus="), Some(("gpus=2", "2")));
+        assert_eq!(task.tag_value(""), None);
+        assert!(task.has_tag("resnet") && !task.has_tag("gpus"));
+    }
+
+    #[test]
+    fn string_boundary_errors() {
+        struct Echo;
+        impl Policy for Echo {
+            type Config = ();
+            fn parse_config(_: &Value) -> Result<(), PolicyError> {
+                Ok(())
+            }
+            fn transform(
+                pod: Value,
+                _: &Task,
+                _: &(),
+                _: &mut dyn Logger,
+            ) -> Result<Value, PolicyError> {
+                Ok(pod)
+            }
+        }
+        let mut log = VecLogger::default();
+        assert!(matches!(
+            parse_config_str::<Echo>("{"),
+            Err(PolicyError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            transform_str::<Echo>("not json", &Task::default(), "null", &mut log),
+            Err(PolicyError::Internal(_))
+        ));
+        assert_eq!(
+            transform_str::<Echo>("{\"a\":1}", &Task::default(), "null", &mut log).unwrap(),
+            "{\"a\":1}"
+        );
+        assert_eq!(
+            container_label("containers", 0, &json!({"name": "c"})),
+            "spec.containers[0] (c)"
+        );
+    }
 }
