@@ -51,8 +51,8 @@ plugins: setup
         echo "built $POLICY_DIR/$name.wasm"
     done
 
-# Build the Python and JavaScript example policies into $POLICY_DIR/<example>.wasm; an example without cases fails
-examples:
+# Build the example policies (Rust, Python, JavaScript) into $POLICY_DIR/<example>.wasm; an example without cases fails
+examples: setup
     #!/usr/bin/env bash
     set -euo pipefail
     # componentize-py (PyPI) and componentize-js (npm) are pinned by each example's requirements.txt or
@@ -67,6 +67,15 @@ examples:
             exit 1
         fi
     }
+    # Rust examples (own workspaces, package name = folder name): cargo is incremental, so no freshness check.
+    for manifest in examples/*/Cargo.toml; do
+        [[ -f "$manifest" ]] || continue
+        dir="$(dirname "$manifest")" name="$(basename "$(dirname "$manifest")")"
+        has_cases "$dir"
+        CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build --quiet --release --target wasm32-wasip2 --manifest-path "$manifest"
+        cp "$WASM_TARGET_DIR/wasm32-wasip2/release/${name//-/_}.wasm" "$POLICY_DIR/$name.wasm"
+        echo "built $POLICY_DIR/$name.wasm"
+    done
     for dir in examples/python-*/; do
         dir="${dir%/}" name="$(basename "$dir")" out="$POLICY_DIR/$(basename "$dir").wasm"
         has_cases "$dir"
