@@ -18,7 +18,7 @@
 //! the pod has one, otherwise the first container (see [`task_container_index`]). Sidecars are never touched.
 //!
 //! # What the agent owns
-//! A replace never drops what the agent itself put on the pod: labels for which [`is_agent_label`] holds
+//! Neither strategy drops or changes what the agent itself put on the pod: labels for which [`is_agent_label`] holds
 //! (`clearml-task-id`, `clearml-agent*`) and env vars for which [`is_agent_env`] holds (`CLEARML_*`) are kept, and
 //! win over a template entry of the same name. The Enterprise chart behaves the same way: its overrides replace the
 //! *template's* labels and env, and the agent adds its own afterwards.
@@ -565,7 +565,10 @@ pub fn apply(pod: &mut Value, template: &Template, strategy: MergeStrategy) -> R
         let current = parent.remove(name).unwrap_or(Value::Null);
         let merged = match strategy {
             MergeStrategy::Replace => replace_keeping_agent(key, &current, value),
-            MergeStrategy::Deep => deep_merge(name, current, value),
+            MergeStrategy::Deep => {
+                let merged = deep_merge(name, current.clone(), value);
+                restore_agent_entries(key, &current, merged)
+            }
         };
         if !is_empty(&merged) {
             parent.insert(name.to_owned(), merged);
@@ -601,6 +604,30 @@ fn replace_keeping_agent(key: &str, current: &Value, value: &Value) -> Value {
         }
         _ => value.clone(),
     }
+}
+
+/// After a deep merge, put back the agent's labels and env vars exactly as they were: a template may add to them
+/// but never change them.
+fn restore_agent_entries(key: &str, current: &Value, mut merged: Value) -> Value {
+    match (key, current, &mut merged) {
+        ("labels", Value::Object(current), Value::Object(out)) => {
+            for (k, v) in current.iter().filter(|(k, _)| is_agent_label(k)) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        ("env", Value::Array(current), Value::Array(out)) => {
+            for original in current
+                .iter()
+                .filter(|e| env_name(e).is_some_and(is_agent_env))
+            {
+                if let Some(slot) = out.iter_mut().find(|e| env_name(e) == env_name(original)) {
+                    *slot = original.clone();
+                }
+            }
+        }
+        _ => {}
+    }
+    merged
 }
 
 fn env_name(entry: &Value) -> Option<&str> {

@@ -266,3 +266,19 @@ fn deserialize_and_strategy_names() {
     assert_eq!(s, MergeStrategy::Deep);
     assert_eq!(MergeStrategy::default().to_string(), "replace");
 }
+
+#[test]
+fn deep_merge_cannot_change_agent_labels_or_env() {
+    let mut pod = base_pod();
+    let t = template(json!({
+        "labels": {"clearml-task-id": "other", "extra": "x"},
+        "env": [{"name": "CLEARML_API_HOST", "value": "http://evil"}, {"name": "BASE", "value": "2"}]
+    }));
+    apply(&mut pod, &t, MergeStrategy::Deep).unwrap();
+    assert_eq!(pod["metadata"]["labels"]["clearml-task-id"], "abc");
+    assert_eq!(pod["metadata"]["labels"]["extra"], "x");
+    assert_eq!(
+        pod["spec"]["containers"][0]["env"],
+        json!([{"name": "CLEARML_API_HOST", "value": "http://api"}, {"name": "BASE", "value": "2"}])
+    );
+}
