@@ -19,6 +19,8 @@ class Policy(exports.Policy):
             spot_policy.parse_config(config)
         except spot_policy.InvalidConfig as err:
             raise Err(types.PolicyError_InvalidConfig(str(err)))
+        except Exception as err:  # a bug: report it instead of trapping the instance
+            raise Err(types.PolicyError_Internal(f"{type(err).__name__}: {err}"))
 
     def transform(self, pod: str, task: types.Task, config: str) -> str:
         try:
