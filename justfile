@@ -111,6 +111,13 @@ test: lint wasm
     just policy-cases
     just conformance
 
+# Build the clearml-k8s-agent binary exactly as `cargo test --workspace` does. Every recipe gets the binary this way:
+# `cargo build -p ...` or `cargo run -p ...` would unify dependency features differently and rebuild wasmtime's
+# async half (minutes on a cold machine) for a second, equivalent binary.
+[private]
+agent-bin:
+    cargo test --workspace --no-run --quiet
+
 # Run every policy's golden cases through the harness
 policy-cases:
     scripts/policy-cases.sh
@@ -120,21 +127,20 @@ venv:
     tests/conformance/venv.sh "{{cache}}/venv"
 
 # SDK conformance: the real clearml SDK drives a freshly started `clearml-k8s-agent emulator` (prints "N passed, N failed")
-conformance: venv
-    cargo build -q -p clearml-k8s-agent
+conformance: venv agent-bin
     tests/conformance/run.sh "{{cache}}/venv"
 
 # Benchmarks: policy evaluation figures (recorded in BENCHMARKS.md)
 bench: wasm
-    cargo bench -q -p policy-runtime --profile dev --bench evaluation
-    cargo run -q -p clearml-k8s-agent -- policy bench "$POLICY_DIR/rust-policy-template.wasm" --cases examples/rust-policy-template/cases
+    cargo bench -q --workspace --profile dev --bench evaluation
+    just agent-bin
+    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy bench "$POLICY_DIR/rust-policy-template.wasm" --cases examples/rust-policy-template/cases
     just bench-policies
 
 # Benchmark every default plugin and the Python/JS examples through the harness: p50/p99 of fresh-instance evaluations
-bench-policies: plugins examples
+bench-policies: plugins examples agent-bin
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --quiet -p clearml-k8s-agent
     for dir in plugins/*/ examples/python-*/ examples/js-*/; do
         dir="${dir%/}" name="$(basename "${dir%/}")"
         [[ -d "$dir/cases" ]] || continue
@@ -146,9 +152,9 @@ bench-policies: plugins examples
     done
 
 # Demo: until the agent lands, run the sample Rust policy on a realistic pod (output pod on stdout, diff on stderr)
-demo: wasm
-    cargo run -q -p clearml-k8s-agent -- policy inspect "$POLICY_DIR/rust-policy-template.wasm"
-    cargo run -q -p clearml-k8s-agent -- policy run "$POLICY_DIR/rust-policy-template.wasm" \
+demo: wasm agent-bin
+    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy inspect "$POLICY_DIR/rust-policy-template.wasm"
+    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy run "$POLICY_DIR/rust-policy-template.wasm" \
         --task examples/rust-policy-template/cases/labels-and-resources/task.yaml \
         --pod examples/rust-policy-template/cases/labels-and-resources/pod.yaml \
         --config examples/rust-policy-template/cases/labels-and-resources/config.yaml
@@ -158,9 +164,9 @@ testenv-build:
     tests/testenv/build.sh
 
 # Start etcd + kube-apiserver in the background for manual use; prints the KUBECONFIG path (stop with testenv-down)
-testenv-up: testenv-build
-    cargo run -q -p kube-testenv --bin kube-testenv -- up
+testenv-up: testenv-build agent-bin
+    "$CARGO_TARGET_DIR/debug/kube-testenv" up
 
 # Stop the control plane started by testenv-up (kills exactly the recorded pids)
-testenv-down:
-    cargo run -q -p kube-testenv --bin kube-testenv -- down
+testenv-down: agent-bin
+    "$CARGO_TARGET_DIR/debug/kube-testenv" down

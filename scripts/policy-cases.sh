@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 cache="${CLEARML_K8S_AGENT_CACHE:-$HOME/.cache/clearml-k8s-agent}"
 policy_dir="${POLICY_DIR:-$cache/policies}"
 target="${CARGO_TARGET_DIR:-$cache/target}"
-cargo build --quiet -p clearml-k8s-agent
+# Same feature set as `cargo test --workspace` (see the justfile's agent-bin): a no-op after the tests ran.
+cargo test --workspace --no-run --quiet
 agent="$target/debug/clearml-k8s-agent"
 
 failed=0 passed=0 problems=()

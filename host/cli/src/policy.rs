@@ -243,9 +243,8 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         })
         .collect::<Result<_, _>>()?;
     cache_loads.sort();
-    let _ = std::fs::remove_dir_all(&cache_dir);
-
     let policy = cached_engine.load(&name, &bytes, None, limits)?;
+    let _ = std::fs::remove_dir_all(&cache_dir);
     println!(
         "policy {name}: {:.1} KB, sha256 {}",
         bytes.len() as f64 / 1024.0,

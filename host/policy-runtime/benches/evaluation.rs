@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use policy_runtime::harness::Case;
-use policy_runtime::{EngineConfig, Limits, PolicyEngine};
+use policy_runtime::{ChainStep, EngineConfig, Limits, PolicyChain, PolicyEngine};
 
 // The template's logic, compiled natively: the baseline the wasm evaluation is compared with.
 #[allow(dead_code, unused_imports, clippy::all)]
@@ -46,6 +46,79 @@ fn report(label: &str, samples: &[Duration]) -> Duration {
         samples.len()
     );
     p50
+}
+
+/// The whole default chain for a GPU queue, as the agent would bind it: template-overrides, gpu-sizing,
+/// team-labels, guardrails, on the same realistic pod (target: ≤ 300 µs p50 for the four steps).
+fn bench_default_chain(
+    engine: &PolicyEngine,
+    policy_dir: &Path,
+    case: &Case,
+) -> anyhow::Result<()> {
+    let steps = [
+        (
+            "template-overrides",
+            serde_json::json!({"templateOverrides": {"resources": {"limits": {"nvidia.com/gpu": 1}}}}),
+        ),
+        (
+            "gpu-sizing",
+            serde_json::json!({"gpus": 1, "maxGpus": 4, "cpuPerGpu": 4, "memoryPerGpu": "16Gi"}),
+        ),
+        (
+            "team-labels",
+            serde_json::json!({"labels": {"cost-center": "4711"}, "userLabel": "clearml.ai/user",
+                "projectLabel": "clearml.ai/project"}),
+        ),
+        (
+            "guardrails",
+            serde_json::json!({"requireLimits": ["memory"],
+                "allowedRegistries": ["nvcr.io/nvidia", "docker.io", "fluent"]}),
+        ),
+    ];
+    let mut chain_steps = Vec::new();
+    for (name, config) in steps {
+        let path = policy_dir.join(format!("{name}.wasm"));
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                println!(
+                    "(default chain skipped: {}: {e}; run `just plugins`)",
+                    path.display()
+                );
+                return Ok(());
+            }
+        };
+        chain_steps.push(ChainStep {
+            policy: engine.load(name, &bytes, None, Limits::default())?,
+            config_json: config.to_string(),
+        });
+    }
+    let chain = PolicyChain::new(chain_steps);
+    chain.validate_configs(Some("1xGPU"))?;
+    let outcome = chain.run(&case.pod, &case.task, Some("1xGPU"))?;
+    // Each step on the pod it really receives in the chain.
+    let mut input = case.pod.clone();
+    for (index, (step, provenance)) in chain.steps().iter().zip(&outcome.steps).enumerate() {
+        let pod = serde_json::to_string(&input)?;
+        report(
+            &format!("step {} (fresh instance + transform)", provenance.policy),
+            &measure(|| {
+                step.policy
+                    .transform(&pod, &case.task, &step.config_json, None)
+                    .expect("step succeeds");
+            }),
+        );
+        json_patch::patch(&mut input, &outcome.patch(index).unwrap_or_default())?;
+    }
+    report(
+        "default chain, 4 steps + final Pod check",
+        &measure(|| {
+            chain
+                .run(&case.pod, &case.task, Some("1xGPU"))
+                .expect("chain succeeds");
+        }),
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,6 +211,30 @@ fn main() -> anyhow::Result<()> {
             }),
         );
     }
+    // What the host itself spends per step around the policy call (native, dependencies optimised).
+    let pod_json_for_host = serde_json::to_string(&case.pod)?;
+    report(
+        "host: serialise pod to JSON",
+        &measure(|| {
+            std::hint::black_box(serde_json::to_string(&case.pod).expect("serialises"));
+        }),
+    );
+    report(
+        "host: parse policy output",
+        &measure(|| {
+            std::hint::black_box(
+                serde_json::from_str::<serde_json::Value>(&pod_json_for_host).expect("parses"),
+            );
+        }),
+    );
+    report(
+        "host: strict Pod check",
+        &measure(|| {
+            std::hint::black_box(policy_runtime::pod::validate_pod(&case.pod).expect("valid"));
+        }),
+    );
+    bench_default_chain(&engine, &policy_dir, &case)?;
+
     let task = native_policy::TaskInfo {
         id: &case.task.id,
         user: case.task.user.as_deref(),

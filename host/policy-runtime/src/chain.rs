@@ -19,15 +19,13 @@ pub struct ChainStep {
     pub config_json: String,
 }
 
-/// What one step changed, for provenance, guards and dry-run output.
+/// What one step did, for provenance, guards and dry-run output.
 #[derive(Debug, Clone)]
 pub struct StepProvenance {
     /// Policy name.
     pub policy: String,
     /// Component sha256.
     pub sha256: String,
-    /// RFC 6902 patch from the step's input pod to its output pod.
-    pub patch: json_patch::Patch,
     /// Evaluation time.
     pub duration: Duration,
     /// What the policy logged.
@@ -41,6 +39,26 @@ pub struct ChainOutcome {
     pub pod: Value,
     /// One entry per step, in order.
     pub steps: Vec<StepProvenance>,
+    /// The pod each step received (`inputs[0]` is the chain's input). Kept so patches are computed only when
+    /// someone asks (dry-run output, provenance annotations), not on every task's hot path.
+    inputs: Vec<Value>,
+}
+
+impl ChainOutcome {
+    /// RFC 6902 patch from step `index`'s input pod to its output pod.
+    pub fn patch(&self, index: usize) -> Option<json_patch::Patch> {
+        let input = self.inputs.get(index)?;
+        let output = self.inputs.get(index + 1).unwrap_or(&self.pod);
+        Some(json_patch::diff(input, output))
+    }
+
+    /// RFC 6902 patch from the chain's input pod to its final pod.
+    pub fn total_patch(&self) -> json_patch::Patch {
+        self.inputs.first().map_or_else(
+            || json_patch::Patch(Vec::new()),
+            |input| json_patch::diff(input, &self.pod),
+        )
+    }
 }
 
 /// An ordered list of policies for a queue. Immutable once built; share it behind an `Arc`.
@@ -74,8 +92,9 @@ impl PolicyChain {
         Ok(())
     }
 
-    /// Run `pod` through every step. Each output must be JSON and a valid Pod, or the chain stops with an error
-    /// naming the step's policy.
+    /// Run `pod` through every step. Each output must be JSON, and the final pod a valid Pod; an error names the
+    /// step's policy. The strict Pod check runs once, on the final pod: only when it fails are the intermediate
+    /// pods checked, to blame the first step that produced an invalid one.
     pub fn run(
         &self,
         pod: &Value,
@@ -84,27 +103,50 @@ impl PolicyChain {
     ) -> Result<ChainOutcome, EvalError> {
         let mut current = pod.clone();
         let mut steps = Vec::with_capacity(self.steps.len());
+        let mut inputs = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let (next, evaluation) =
-                run_step(&step.policy, &current, task, &step.config_json, queue)?;
+                run_unchecked_step(&step.policy, &current, task, &step.config_json, queue)?;
             steps.push(StepProvenance {
                 policy: step.policy.name().to_string(),
                 sha256: step.policy.sha256().to_string(),
-                patch: json_patch::diff(&current, &next),
                 duration: evaluation.duration,
                 logs: evaluation.logs,
             });
-            current = next;
+            inputs.push(std::mem::replace(&mut current, next));
+        }
+        if let Err(final_error) = validate_pod(&current) {
+            // Outputs in order: inputs[1..] then the final pod. Blame the first invalid one.
+            let outputs = inputs.iter().skip(1).chain(std::iter::once(&current));
+            let (index, error) = outputs
+                .enumerate()
+                .find_map(|(i, out)| validate_pod(out).err().map(|e| (i, e)))
+                .unwrap_or((self.steps.len().saturating_sub(1), final_error));
+            let policy = self.steps.get(index).map(|s| &s.policy);
+            return Err(EvalError {
+                policy: policy.map_or_else(|| "(no policy)".to_string(), |p| p.name().to_string()),
+                queue: step_queue(queue, task),
+                task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
+                kind: EvalErrorKind::InvalidPod(error.to_string()),
+            });
         }
         Ok(ChainOutcome {
             pod: current,
             steps,
+            inputs,
         })
     }
 }
 
-/// One checked evaluation: serialise the pod, transform, parse, validate.
-pub fn run_step(
+fn step_queue(queue: Option<&str>, task: &TaskContext) -> Option<String> {
+    queue
+        .or(Some(task.queue_name.as_str()))
+        .filter(|q| !q.is_empty())
+        .map(str::to_string)
+}
+
+/// Serialise the pod, transform, parse the output as JSON (no Pod check).
+fn run_unchecked_step(
     policy: &Policy,
     pod: &Value,
     task: &TaskContext,
@@ -113,10 +155,7 @@ pub fn run_step(
 ) -> Result<(Value, crate::engine::Evaluation<String>), EvalError> {
     let fail = |kind| EvalError {
         policy: policy.name().to_string(),
-        queue: queue
-            .or(Some(task.queue_name.as_str()))
-            .filter(|q| !q.is_empty())
-            .map(str::to_string),
+        queue: step_queue(queue, task),
         task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
         kind,
     };
@@ -125,6 +164,23 @@ pub fn run_step(
     let evaluation = policy.transform(&pod_json, task, config_json, queue)?;
     let next: Value = serde_json::from_str(&evaluation.value)
         .map_err(|e| fail(EvalErrorKind::BadOutput(e.to_string())))?;
-    validate_pod(&next).map_err(|e| fail(EvalErrorKind::InvalidPod(e.to_string())))?;
+    Ok((next, evaluation))
+}
+
+/// One checked evaluation: serialise the pod, transform, parse, validate as a Pod.
+pub fn run_step(
+    policy: &Policy,
+    pod: &Value,
+    task: &TaskContext,
+    config_json: &str,
+    queue: Option<&str>,
+) -> Result<(Value, crate::engine::Evaluation<String>), EvalError> {
+    let (next, evaluation) = run_unchecked_step(policy, pod, task, config_json, queue)?;
+    validate_pod(&next).map_err(|e| EvalError {
+        policy: policy.name().to_string(),
+        queue: step_queue(queue, task),
+        task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
+        kind: EvalErrorKind::InvalidPod(e.to_string()),
+    })?;
     Ok((next, evaluation))
 }

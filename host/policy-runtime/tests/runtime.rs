@@ -106,7 +106,8 @@ fn sample_policy_labels_and_sizes_the_pod() {
     );
     let step = &outcome.steps[0];
     assert_eq!(step.policy, "rust-policy-template");
-    let ops: Vec<String> = step.patch.0.iter().map(|op| op.to_string()).collect();
+    let patch = outcome.patch(0).unwrap();
+    let ops: Vec<String> = patch.0.iter().map(|op| op.to_string()).collect();
     assert!(
         ops.iter().any(|op| op.contains("/metadata/labels/team")),
         "{ops:?}"
@@ -375,6 +376,30 @@ fn a_failing_step_names_its_policy_and_stops_the_chain() {
     assert_eq!(err.policy, "test-hostile");
     assert_eq!(err.queue.as_deref(), Some("gpu"));
     assert!(err.kind.is_rejection());
+}
+
+#[test]
+fn an_invalid_pod_in_a_chain_is_blamed_on_the_step_that_made_it() {
+    let step = |mode: &str| ChainStep {
+        policy: hostile().clone(),
+        config_json: json!({ "mode": mode }).to_string(),
+    };
+    let sample_step = ChainStep {
+        policy: sample().clone(),
+        config_json: json!({"labels": {"team": "a"}}).to_string(),
+    };
+    // hostile(unknown-field) breaks the pod, the sample policy then passes it on: the first is to blame.
+    let chain = PolicyChain::new(vec![step("ok"), step("unknown-field"), sample_step]);
+    let err = chain.run(&pod(), &task(), Some("gpu")).unwrap_err();
+    assert_eq!(err.policy, "test-hostile");
+    assert!(
+        matches!(&err.kind, EvalErrorKind::InvalidPod(m) if m.contains("resourcez")),
+        "{err}"
+    );
+    let chain = PolicyChain::new(vec![step("ok")]);
+    let outcome = chain.run(&pod(), &task(), None).unwrap();
+    assert!(outcome.patch(0).unwrap().0.is_empty());
+    assert!(outcome.total_patch().0.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
