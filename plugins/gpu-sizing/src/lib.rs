@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use policy_kit::{Level, Logger, Policy, PolicyError, Task, config_from_value};
+use policy_kit::{Level, Logger, Policy, PolicyError, Task, config_from_value, object_entry};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -209,18 +209,6 @@ fn selected_type<'a>(
             .and_then(|name| config.gpu_types.get_key_value(name))
             .map(|(name, t)| (name.as_str(), t))),
     }
-}
-
-fn object_entry<'a>(
-    parent: &'a mut Map<String, Value>,
-    key: &str,
-) -> Result<&'a mut Map<String, Value>, PolicyError> {
-    let slot = parent.entry(key.to_owned()).or_insert_with(|| json!({}));
-    if slot.is_null() {
-        *slot = json!({});
-    }
-    slot.as_object_mut()
-        .ok_or_else(|| PolicyError::Internal(format!("pod field `{key}` is not an object")))
 }
 
 impl Policy for GpuSizing {

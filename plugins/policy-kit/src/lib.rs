@@ -184,6 +184,22 @@ pub fn transform_str<P: Policy>(
         .map_err(|e| PolicyError::Internal(format!("cannot serialise the pod: {e}")))
 }
 
+/// The map at `parent[key]`, created (or replacing a `null`) when absent: how plugins reach `metadata.labels`,
+/// `resources.limits` and the like. A non-map value there is an internal error naming the field.
+pub fn object_entry<'a>(
+    parent: &'a mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut serde_json::Map<String, Value>, PolicyError> {
+    let slot = parent
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if slot.is_null() {
+        *slot = Value::Object(serde_json::Map::new());
+    }
+    slot.as_object_mut()
+        .ok_or_else(|| PolicyError::Internal(format!("pod field `{key}` is not an object")))
+}
+
 /// Path of a container for messages: `spec.containers[0] (clearml-task)`.
 pub fn container_label(list: &str, index: usize, container: &Value) -> String {
     match container.get("name").and_then(Value::as_str) {

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use policy_kit::{Level, Logger, Policy, PolicyError, Task, config_from_value};
+use policy_kit::{Level, Logger, Policy, PolicyError, Task, config_from_value, object_entry};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The policy type exported as the component.
 pub struct TeamLabels;
@@ -191,18 +191,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn object_entry<'a>(
-    parent: &'a mut Map<String, Value>,
-    key: &str,
-) -> Result<&'a mut Map<String, Value>, PolicyError> {
-    let slot = parent.entry(key.to_owned()).or_insert_with(|| json!({}));
-    if slot.is_null() {
-        *slot = json!({});
-    }
-    slot.as_object_mut()
-        .ok_or_else(|| PolicyError::Internal(format!("pod field `{key}` is not an object")))
 }
 
 /// The derived labels for `task`, sanitised; empty results are skipped (and logged).
