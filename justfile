@@ -151,13 +151,15 @@ bench-policies: plugins examples agent-bin
             --iterations "$iterations" 2>/dev/null
     done
 
-# Demo: until the agent lands, run the sample Rust policy on a realistic pod (output pod on stdout, diff on stderr)
+# Demo: until the agent lands, the policy pipeline on the doc's `green` queue: the four default plugins as a chain
+# (final pod on stdout, each step's changes on stderr); see examples/demo/README.md
 demo: wasm agent-bin
-    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy inspect "$POLICY_DIR/rust-policy-template.wasm"
-    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy run "$POLICY_DIR/rust-policy-template.wasm" \
-        --task examples/rust-policy-template/cases/labels-and-resources/task.yaml \
-        --pod examples/rust-policy-template/cases/labels-and-resources/pod.yaml \
-        --config examples/rust-policy-template/cases/labels-and-resources/config.yaml
+    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy inspect "$POLICY_DIR/template-overrides.wasm"
+    cd examples/demo && "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy chain --task task.yaml --pod pod.yaml \
+        --step "$POLICY_DIR/template-overrides.wasm=template-overrides.yaml" \
+        --step "$POLICY_DIR/gpu-sizing.wasm=gpu-sizing.yaml" \
+        --step "$POLICY_DIR/team-labels.wasm=team-labels.yaml" \
+        --step "$POLICY_DIR/guardrails.wasm=guardrails.yaml"
 
 # Build kube-apiserver + etcd from the pinned Go modules into the cache (skipped when present; cold: see tests/testenv/README.md)
 testenv-build:

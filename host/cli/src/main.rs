@@ -28,7 +28,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // Policies' own log lines are printed by the `policy` commands themselves; through tracing only
+            // their warnings and errors, unless RUST_LOG asks for more.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,policy_runtime::state=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

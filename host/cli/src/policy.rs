@@ -17,6 +17,9 @@ pub enum PolicyCommand {
     Test(TestArgs),
     /// Evaluate a policy once: print the output pod (YAML) on stdout, the diff and the policy's logs on stderr.
     Run(RunArgs),
+    /// Run a pod through several policies in order, as a queue's chain: print the final pod (YAML) on stdout and
+    /// each step's changes (RFC 6902) and logs on stderr. A dry run of what the agent would submit.
+    Chain(ChainArgs),
     /// Measure a policy: compile and load-from-cache times, and p50/p99 of fresh-instance evaluations.
     Bench(BenchArgs),
     /// Show a component's world, version, imports, exports, size, sha256 and whether this host accepts it.
@@ -94,6 +97,28 @@ pub struct RunArgs {
 }
 
 #[derive(Args)]
+pub struct ChainArgs {
+    /// Task context (YAML).
+    #[arg(long)]
+    pub task: PathBuf,
+    /// Input pod (YAML or JSON v1/Pod).
+    #[arg(long)]
+    pub pod: PathBuf,
+    /// One step of the chain: `<policy.wasm>` or `<policy.wasm>=<config.yaml>`. Repeat, in order.
+    #[arg(long = "step", required = true)]
+    pub steps: Vec<String>,
+    /// Queue name for messages (defaults to the task's queue-name).
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Evaluation timeout per step in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub timeout_ms: u64,
+    /// Memory cap per step in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: usize,
+}
+
+#[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub load: LoadArgs,
@@ -115,6 +140,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Test(args) => test(args),
         PolicyCommand::Run(args) => run_once(args),
+        PolicyCommand::Chain(args) => chain(args),
         PolicyCommand::Bench(args) => bench(args),
         PolicyCommand::Inspect(args) => inspect_component(&args.wasm),
     }
@@ -180,6 +206,7 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     )?;
     let (out, evaluation) = policy_runtime::chain::run_step(&policy, &pod, &task, &config, None)?;
     print!("{}", harness::to_yaml(&out));
+    std::io::Write::flush(&mut std::io::stdout())?;
     for record in &evaluation.logs {
         eprintln!("[{} {}] {}", policy.name(), record.level, record.message);
     }
@@ -199,6 +226,73 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
             diff
         }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_task(path: &Path) -> anyhow::Result<TaskContext> {
+    serde_yaml::from_value(serde_yaml::to_value(read_yaml(path)?)?)
+        .with_context(|| format!("{} is not a task context", path.display()))
+}
+
+fn chain(args: ChainArgs) -> anyhow::Result<ExitCode> {
+    let engine = PolicyEngine::new(EngineConfig::with_default_cache())?;
+    let limits = Limits {
+        timeout: Duration::from_millis(args.timeout_ms),
+        memory_bytes: args.memory_mib.saturating_mul(1024 * 1024),
+    };
+    let task = read_task(&args.task)?;
+    let pod = read_yaml(&args.pod)?;
+    let mut steps = Vec::with_capacity(args.steps.len());
+    for spec in &args.steps {
+        let (wasm, config) = match spec.split_once('=') {
+            Some((wasm, config)) => (PathBuf::from(wasm), read_yaml(Path::new(config))?),
+            None => (PathBuf::from(spec), serde_json::Value::Null),
+        };
+        let policy = engine
+            .load_file(&wasm, None, limits)
+            .with_context(|| format!("step `{spec}`"))?;
+        steps.push(policy_runtime::ChainStep {
+            policy,
+            config_json: config.to_string(),
+        });
+    }
+    let chain = policy_runtime::PolicyChain::new(steps);
+    let queue = args
+        .queue
+        .as_deref()
+        .or(Some(task.queue_name.as_str()))
+        .filter(|q| !q.is_empty());
+    chain.validate_configs(queue)?;
+    let outcome = chain.run(&pod, &task, queue)?;
+    print!("{}", harness::to_yaml(&outcome.pod));
+    // The pod first, then the report: keep them apart on a terminal.
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let total = outcome.steps.len();
+    for (index, step) in outcome.steps.iter().enumerate() {
+        let patch = outcome.patch(index).unwrap_or_default();
+        eprintln!(
+            "# step {}/{total} {} ({:.3} ms): {} change(s)",
+            index + 1,
+            step.policy,
+            step.duration.as_secs_f64() * 1e3,
+            patch.0.len()
+        );
+        for op in &patch.0 {
+            let op = serde_json::to_value(op)?;
+            let value = op
+                .get("value")
+                .map(|v| format!(" = {v}"))
+                .unwrap_or_default();
+            eprintln!(
+                "#   {} {}{value}",
+                op["op"].as_str().unwrap_or("?"),
+                op["path"].as_str().unwrap_or("?")
+            );
+        }
+        for record in &step.logs {
+            eprintln!("#   [{} {}] {}", step.policy, record.level, record.message);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -190,3 +190,52 @@ fn a_refused_component_is_a_clear_error() {
         "{text}"
     );
 }
+
+fn demo_chain(guardrails_config: &str) -> (Output, String) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let step = |name: &str, config: &str| {
+        format!("{}={}", policy(name).display(), demo.join(config).display())
+    };
+    run(bin()
+        .args(["policy", "chain", "--task"])
+        .arg(demo.join("task.yaml"))
+        .arg("--pod")
+        .arg(demo.join("pod.yaml"))
+        .args([
+            "--step",
+            &step("template-overrides", "template-overrides.yaml"),
+        ])
+        .args(["--step", &step("gpu-sizing", "gpu-sizing.yaml")])
+        .args(["--step", &step("team-labels", "team-labels.yaml")])
+        .args(["--step", &step("guardrails", guardrails_config)]))
+}
+
+#[test]
+fn policy_chain_runs_the_default_plugins_on_the_docs_green_queue() {
+    let (out, text) = demo_chain("guardrails.yaml");
+    assert!(out.status.success(), "{text}");
+    let pod: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(pod["metadata"]["labels"]["team"], "green");
+    assert_eq!(pod["metadata"]["labels"]["clearml.ai/user"], "Jane-Doe");
+    assert_eq!(pod["metadata"]["annotations"]["example"], "example value");
+    let limits = &pod["spec"]["containers"][0]["resources"]["limits"];
+    assert_eq!(limits["nvidia.com/gpu"], "2");
+    assert_eq!(limits["memory"], "32Gi");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("# step 1/4 template-overrides"), "{stderr}");
+    assert!(stderr.contains("# step 4/4 guardrails"), "{stderr}");
+}
+
+#[test]
+fn policy_chain_stops_at_the_policy_that_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = dir.path().join("guardrails.yaml");
+    std::fs::write(&strict, "allowedRegistries: [registry.example.com]\n").unwrap();
+    let (out, text) = demo_chain(strict.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("policy `guardrails` (queue `green`"),
+        "{text}"
+    );
+    assert!(text.contains("rejected the task"), "{text}");
+}
