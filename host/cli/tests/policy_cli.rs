@@ -239,3 +239,15 @@ fn policy_chain_stops_at_the_policy_that_rejects() {
     );
     assert!(text.contains("rejected the task"), "{text}");
 }
+
+#[test]
+fn policy_bench_prints_percentiles_without_case_files() {
+    let (out, text) = run(bin()
+        .args(["policy", "bench"])
+        .arg(policy("rust-policy-template"))
+        .args(["--iterations", "50", "--no-cache"]));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("load from cache"), "{text}");
+    assert!(text.contains("evaluate builtin-realistic-pod"), "{text}");
+    assert!(text.contains("p50") && text.contains("p99"), "{text}");
+}
