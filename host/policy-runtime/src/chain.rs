@@ -39,25 +39,32 @@ pub struct ChainOutcome {
     pub pod: Value,
     /// One entry per step, in order.
     pub steps: Vec<StepProvenance>,
-    /// The pod each step received (`inputs[0]` is the chain's input). Kept so patches are computed only when
-    /// someone asks (dry-run output, provenance annotations), not on every task's hot path.
-    inputs: Vec<Value>,
+    /// The pod JSON each step received (`inputs[0]` is the chain's input), as the policies exchanged it. Kept so
+    /// patches are computed only when someone asks (dry-run output, provenance annotations), not on every task's
+    /// hot path.
+    inputs: Vec<String>,
 }
 
 impl ChainOutcome {
     /// RFC 6902 patch from step `index`'s input pod to its output pod.
     pub fn patch(&self, index: usize) -> Option<json_patch::Patch> {
-        let input = self.inputs.get(index)?;
-        let output = self.inputs.get(index + 1).unwrap_or(&self.pod);
-        Some(json_patch::diff(input, output))
+        let input: Value = serde_json::from_str(self.inputs.get(index)?).ok()?;
+        let output = match self.inputs.get(index + 1) {
+            Some(next) => serde_json::from_str(next).ok()?,
+            None => self.pod.clone(),
+        };
+        Some(json_patch::diff(&input, &output))
     }
 
     /// RFC 6902 patch from the chain's input pod to its final pod.
     pub fn total_patch(&self) -> json_patch::Patch {
-        self.inputs.first().map_or_else(
-            || json_patch::Patch(Vec::new()),
-            |input| json_patch::diff(input, &self.pod),
-        )
+        self.inputs
+            .first()
+            .and_then(|input| serde_json::from_str::<Value>(input).ok())
+            .map_or_else(
+                || json_patch::Patch(Vec::new()),
+                |input| json_patch::diff(&input, &self.pod),
+            )
     }
 }
 
@@ -92,46 +99,74 @@ impl PolicyChain {
         Ok(())
     }
 
-    /// Run `pod` through every step. Each output must be JSON, and the final pod a valid Pod; an error names the
-    /// step's policy. The strict Pod check runs once, on the final pod: only when it fails are the intermediate
-    /// pods checked, to blame the first step that produced an invalid one.
+    /// Run `pod` through every step and return the final pod.
+    ///
+    /// Each policy's output JSON goes straight to the next policy: the host only checks that it is JSON (a scan
+    /// that builds nothing), parses once at the end, and runs the strict Pod check once, on the final pod. Only
+    /// when that fails are the intermediate pods checked, to blame the first step that produced an invalid one.
+    /// Every error names the step's policy.
     pub fn run(
         &self,
         pod: &Value,
         task: &TaskContext,
         queue: Option<&str>,
     ) -> Result<ChainOutcome, EvalError> {
-        let mut current = pod.clone();
+        let error = |policy: &Policy, kind| EvalError {
+            policy: policy.name().to_string(),
+            queue: step_queue(queue, task),
+            task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
+            kind,
+        };
+        let mut current = serde_json::to_string(pod).map_err(|e| EvalError {
+            policy: "(chain input)".to_string(),
+            queue: step_queue(queue, task),
+            task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
+            kind: EvalErrorKind::BadInput(e.to_string()),
+        })?;
         let mut steps = Vec::with_capacity(self.steps.len());
         let mut inputs = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
-            let (next, evaluation) =
-                run_unchecked_step(&step.policy, &current, task, &step.config_json, queue)?;
+            let evaluation = step
+                .policy
+                .transform(&current, task, &step.config_json, queue)?;
+            serde_json::from_str::<serde::de::IgnoredAny>(&evaluation.value)
+                .map_err(|e| error(&step.policy, EvalErrorKind::BadOutput(e.to_string())))?;
             steps.push(StepProvenance {
                 policy: step.policy.name().to_string(),
                 sha256: step.policy.sha256().to_string(),
                 duration: evaluation.duration,
                 logs: evaluation.logs,
             });
-            inputs.push(std::mem::replace(&mut current, next));
+            inputs.push(std::mem::replace(&mut current, evaluation.value));
         }
-        if let Err(final_error) = validate_pod(&current) {
-            // Outputs in order: inputs[1..] then the final pod. Blame the first invalid one.
-            let outputs = inputs.iter().skip(1).chain(std::iter::once(&current));
-            let (index, error) = outputs
-                .enumerate()
-                .find_map(|(i, out)| validate_pod(out).err().map(|e| (i, e)))
-                .unwrap_or((self.steps.len().saturating_sub(1), final_error));
-            let policy = self.steps.get(index).map(|s| &s.policy);
-            return Err(EvalError {
-                policy: policy.map_or_else(|| "(no policy)".to_string(), |p| p.name().to_string()),
-                queue: step_queue(queue, task),
-                task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
-                kind: EvalErrorKind::InvalidPod(error.to_string()),
+        let Some(last) = self.steps.last() else {
+            return Ok(ChainOutcome {
+                pod: pod.clone(),
+                steps,
+                inputs,
             });
+        };
+        let final_pod: Value = serde_json::from_str(&current)
+            .map_err(|e| error(&last.policy, EvalErrorKind::BadOutput(e.to_string())))?;
+        if let Err(final_error) = validate_pod(&final_pod) {
+            // Outputs in order: inputs[1..] then the final pod. Blame the first invalid one.
+            let blamed = inputs
+                .iter()
+                .skip(1)
+                .enumerate()
+                .find_map(|(i, out)| {
+                    let out: Value = serde_json::from_str(out).ok()?;
+                    validate_pod(&out).err().map(|e| (i, e))
+                })
+                .and_then(|(i, e)| self.steps.get(i).map(|s| (&s.policy, e)))
+                .unwrap_or((&last.policy, final_error));
+            return Err(error(
+                blamed.0,
+                EvalErrorKind::InvalidPod(blamed.1.to_string()),
+            ));
         }
         Ok(ChainOutcome {
-            pod: current,
+            pod: final_pod,
             steps,
             inputs,
         })

@@ -79,9 +79,6 @@ impl EngineConfig {
 /// Largest memory a pooled instance may have; a policy with a larger cap uses the on-demand allocator.
 const POOLED_MAX_MEMORY: usize = 256 * 1024 * 1024;
 
-/// Bytes of each pooled memory and table kept resident between instances (see `Backend::new`).
-const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
-
 /// Failure to build the engine itself (a host setup problem, not a policy problem).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -115,12 +112,10 @@ impl Backend {
                 .total_core_instances(slots.saturating_mul(8))
                 .total_memories(slots.saturating_mul(2))
                 .total_tables(slots.saturating_mul(4))
-                .max_memory_size(POOLED_MAX_MEMORY)
-                // Reset a slot's first pages with memset instead of giving them back to the kernel: the next
-                // instance then reuses them without a page fault per page touched, which is most of the cost of a
-                // fresh instance for a policy that parses a few KB of JSON.
-                .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-                .table_keep_resident(KEEP_RESIDENT_BYTES);
+                // Not `linear_memory_keep_resident`: memsetting kept pages makes one policy in a hot loop ~6%
+                // faster but a chain of different policies ~20% slower (each reset evicts the others' caches);
+                // chains are what the agent runs (BENCHMARKS.md).
+                .max_memory_size(POOLED_MAX_MEMORY);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c).map_err(wasm_err)?;

@@ -396,6 +396,16 @@ fn an_invalid_pod_in_a_chain_is_blamed_on_the_step_that_made_it() {
         matches!(&err.kind, EvalErrorKind::InvalidPod(m) if m.contains("resourcez")),
         "{err}"
     );
+    // Output that is not JSON stops the chain at once, blamed on its step.
+    let sample_step = ChainStep {
+        policy: sample().clone(),
+        config_json: "null".to_string(),
+    };
+    let chain = PolicyChain::new(vec![sample_step, step("bad-json"), step("ok")]);
+    let err = chain.run(&pod(), &task(), Some("gpu")).unwrap_err();
+    assert_eq!(err.policy, "test-hostile");
+    assert!(matches!(err.kind, EvalErrorKind::BadOutput(_)), "{err}");
+
     let chain = PolicyChain::new(vec![step("ok")]);
     let outcome = chain.run(&pod(), &task(), None).unwrap();
     assert!(outcome.patch(0).unwrap().0.is_empty());
