@@ -111,17 +111,14 @@ impl PolicyChain {
         task: &TaskContext,
         queue: Option<&str>,
     ) -> Result<ChainOutcome, EvalError> {
-        let error = |policy: &Policy, kind| EvalError {
-            policy: policy.name().to_string(),
-            queue: step_queue(queue, task),
-            task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
-            kind,
-        };
-        let mut current = serde_json::to_string(pod).map_err(|e| EvalError {
-            policy: "(chain input)".to_string(),
-            queue: step_queue(queue, task),
-            task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
-            kind: EvalErrorKind::BadInput(e.to_string()),
+        let error = |policy: &Policy, kind| step_error(policy.name(), queue, task, kind);
+        let mut current = serde_json::to_string(pod).map_err(|e| {
+            step_error(
+                "(chain input)",
+                queue,
+                task,
+                EvalErrorKind::BadInput(e.to_string()),
+            )
         })?;
         let mut steps = Vec::with_capacity(self.steps.len());
         let mut inputs = Vec::with_capacity(self.steps.len());
@@ -173,11 +170,22 @@ impl PolicyChain {
     }
 }
 
-fn step_queue(queue: Option<&str>, task: &TaskContext) -> Option<String> {
-    queue
-        .or(Some(task.queue_name.as_str()))
-        .filter(|q| !q.is_empty())
-        .map(str::to_string)
+/// An error of the step run by `policy` (a name), for `task` on `queue` (default: the task's queue).
+fn step_error(
+    policy: &str,
+    queue: Option<&str>,
+    task: &TaskContext,
+    kind: EvalErrorKind,
+) -> EvalError {
+    EvalError {
+        policy: policy.to_string(),
+        queue: queue
+            .or(Some(task.queue_name.as_str()))
+            .filter(|q| !q.is_empty())
+            .map(str::to_string),
+        task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
+        kind,
+    }
 }
 
 /// Serialise the pod, transform, parse the output as JSON (no Pod check).
@@ -188,12 +196,7 @@ fn run_unchecked_step(
     config_json: &str,
     queue: Option<&str>,
 ) -> Result<(Value, crate::engine::Evaluation<String>), EvalError> {
-    let fail = |kind| EvalError {
-        policy: policy.name().to_string(),
-        queue: step_queue(queue, task),
-        task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
-        kind,
-    };
+    let fail = |kind| step_error(policy.name(), queue, task, kind);
     let pod_json =
         serde_json::to_string(pod).map_err(|e| fail(EvalErrorKind::BadInput(e.to_string())))?;
     let evaluation = policy.transform(&pod_json, task, config_json, queue)?;
@@ -211,11 +214,13 @@ pub fn run_step(
     queue: Option<&str>,
 ) -> Result<(Value, crate::engine::Evaluation<String>), EvalError> {
     let (next, evaluation) = run_unchecked_step(policy, pod, task, config_json, queue)?;
-    validate_pod(&next).map_err(|e| EvalError {
-        policy: policy.name().to_string(),
-        queue: step_queue(queue, task),
-        task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
-        kind: EvalErrorKind::InvalidPod(e.to_string()),
+    validate_pod(&next).map_err(|e| {
+        step_error(
+            policy.name(),
+            queue,
+            task,
+            EvalErrorKind::InvalidPod(e.to_string()),
+        )
     })?;
     Ok((next, evaluation))
 }
