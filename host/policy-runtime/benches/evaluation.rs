@@ -134,6 +134,50 @@ fn bench_default_chain(
     Ok(())
 }
 
+/// The demo's chain (`examples/demo`): the doc's `green` queue with all four default plugins, on the pod the agent
+/// renders from the doc's base template (~1.1 KB).
+fn bench_demo_chain(engine: &PolicyEngine, policy_dir: &Path, root: &Path) -> anyhow::Result<()> {
+    let demo = root.join("examples/demo");
+    let read = |file: &str| -> anyhow::Result<serde_json::Value> {
+        Ok(serde_yaml::from_str(&std::fs::read_to_string(
+            demo.join(file),
+        )?)?)
+    };
+    let mut steps = Vec::new();
+    for name in [
+        "template-overrides",
+        "gpu-sizing",
+        "team-labels",
+        "guardrails",
+    ] {
+        let Ok(bytes) = std::fs::read(policy_dir.join(format!("{name}.wasm"))) else {
+            println!("(demo chain skipped: run `just plugins`)");
+            return Ok(());
+        };
+        steps.push(ChainStep {
+            policy: engine.load(name, &bytes, None, Limits::default())?,
+            config_json: read(&format!("{name}.yaml"))?.to_string(),
+        });
+    }
+    let chain = PolicyChain::new(steps);
+    let pod = read("pod.yaml")?;
+    let task: policy_runtime::TaskContext =
+        serde_yaml::from_str(&std::fs::read_to_string(demo.join("task.yaml"))?)?;
+    chain.validate_configs(Some("green"))?;
+    report(
+        &format!(
+            "demo chain (doc's green queue, {} B pod)",
+            pod.to_string().len()
+        ),
+        &measure(|| {
+            chain
+                .run(&pod, &task, Some("green"))
+                .expect("demo chain succeeds");
+        }),
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let policy_dir = std::env::var_os("POLICY_DIR")
@@ -247,6 +291,7 @@ fn main() -> anyhow::Result<()> {
         }),
     );
     bench_default_chain(&engine, &policy_dir, &case)?;
+    bench_demo_chain(&engine, &policy_dir, &root)?;
 
     let task = native_policy::TaskInfo {
         id: &case.task.id,
