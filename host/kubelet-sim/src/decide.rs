@@ -253,17 +253,18 @@ pub fn decide(pod: &Pod, config: &SimConfig, usage: &Usage, now: Timestamp) -> A
     if !ours {
         return Action::None;
     }
+    // A typo in a test annotation should be loud: fail the pod and say why in its status.
+    let fail_loudly = |e: &dyn std::fmt::Display| {
+        Action::PatchStatus(terminal_status(
+            pod,
+            Outcome::Fail(1),
+            now,
+            Some(&e.to_string()),
+        ))
+    };
     let outcome = match outcome(pod, config) {
         Ok(o) => o,
-        // A typo in a test annotation should be loud: fail the pod and say why in its status.
-        Err(e) => {
-            return Action::PatchStatus(terminal_status(
-                pod,
-                Outcome::Fail(1),
-                now,
-                Some(&e.to_string()),
-            ));
-        }
+        Err(e) => return fail_loudly(&e),
     };
     match phase {
         "Pending" if outcome == Outcome::ImagePullBackOff => {
@@ -280,14 +281,7 @@ pub fn decide(pod: &Pod, config: &SimConfig, usage: &Usage, now: Timestamp) -> A
             }
             let run = match run_time(pod, config) {
                 Ok(r) => r,
-                Err(e) => {
-                    return Action::PatchStatus(terminal_status(
-                        pod,
-                        Outcome::Fail(1),
-                        now,
-                        Some(&e.to_string()),
-                    ));
-                }
+                Err(e) => return fail_loudly(&e),
             };
             let started = started_at(pod).unwrap_or(now);
             let elapsed = now.duration_since(started).unsigned_abs();

@@ -188,8 +188,8 @@ fn step_error(
     }
 }
 
-/// Serialise the pod, transform, parse the output as JSON (no Pod check).
-fn run_unchecked_step(
+/// One checked evaluation: serialise the pod, transform, parse, validate as a Pod.
+pub fn run_step(
     policy: &Policy,
     pod: &Value,
     task: &TaskContext,
@@ -202,25 +202,6 @@ fn run_unchecked_step(
     let evaluation = policy.transform(&pod_json, task, config_json, queue)?;
     let next: Value = serde_json::from_str(&evaluation.value)
         .map_err(|e| fail(EvalErrorKind::BadOutput(e.to_string())))?;
-    Ok((next, evaluation))
-}
-
-/// One checked evaluation: serialise the pod, transform, parse, validate as a Pod.
-pub fn run_step(
-    policy: &Policy,
-    pod: &Value,
-    task: &TaskContext,
-    config_json: &str,
-    queue: Option<&str>,
-) -> Result<(Value, crate::engine::Evaluation<String>), EvalError> {
-    let (next, evaluation) = run_unchecked_step(policy, pod, task, config_json, queue)?;
-    validate_pod(&next).map_err(|e| {
-        step_error(
-            policy.name(),
-            queue,
-            task,
-            EvalErrorKind::InvalidPod(e.to_string()),
-        )
-    })?;
+    validate_pod(&next).map_err(|e| fail(EvalErrorKind::InvalidPod(e.to_string())))?;
     Ok((next, evaluation))
 }
