@@ -1,15 +1,12 @@
 //! Start etcd + kube-apiserver on free loopback ports, wait for `/readyz`, hand out clients and a kubeconfig.
+//! What is decided before start-up lives in `plan`; a control plane that outlives this process in `detached`.
 
 use std::{
-    fs,
-    io::{self, Read as _},
-    net::TcpListener,
+    fs, io,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use base64::Engine as _;
 use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
@@ -17,6 +14,7 @@ use kube::{
 
 use crate::{
     bins::{self, BinError, Binaries},
+    plan::{Plan, kubeconfig_yaml},
     process::{Guarded, ProcessError},
 };
 
@@ -288,7 +286,7 @@ impl Drop for TestEnv {
 
 /// Poll until the serving cert exists and `/readyz` answers, failing fast when `alive` reports a dead process.
 /// Writes `<dir>/kubeconfig` and returns the CA PEM.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     dir: &Path,
     server: &str,
     token: &str,
@@ -338,237 +336,6 @@ async fn wait_ready(
     }
 }
 
-/// A control plane started by [`start_detached`]: it outlives this process until [`stop_detached`].
-#[derive(Debug, Clone)]
-pub struct Detached {
-    /// Server URL.
-    pub server: String,
-    /// The admin kubeconfig (`<dir>/kubeconfig`).
-    pub kubeconfig: PathBuf,
-    /// Pids of etcd and kube-apiserver, also written to `<dir>/pids`.
-    pub pids: [u32; 2],
-    /// Time to ready.
-    pub startup: Duration,
-}
-
-/// Start a control plane in `dir` that keeps running after this process exits (manual use, the demo).
-/// Pids go to `<dir>/pids` so [`stop_detached`] kills exactly these processes.
-pub async fn start_detached(
-    binaries: &Binaries,
-    dir: &Path,
-    timeout: Duration,
-) -> Result<Detached, Error> {
-    let started = Instant::now();
-    fs::create_dir_all(dir).map_err(io_err("the run directory"))?;
-    let plan = Plan::prepare(dir)?;
-    let etcd = Guarded::spawn_detached(&mut plan.etcd_command(&binaries.etcd, dir)?).map_err(
-        |source| ProcessError::Spawn {
-            program: binaries.etcd.display().to_string(),
-            source,
-        },
-    )?;
-    let apiserver = Guarded::spawn_detached(&mut plan.apiserver_command(&binaries.apiserver, dir)?)
-        .map_err(|source| ProcessError::Spawn {
-            program: binaries.apiserver.display().to_string(),
-            source,
-        })?;
-    let pids = [etcd, apiserver];
-    fs::write(dir.join("pids"), format!("{etcd}\n{apiserver}\n"))
-        .map_err(io_err("the pid file"))?;
-    let server = format!("https://127.0.0.1:{}", plan.apiserver_port);
-    let alive = || {
-        for (pid, process, log) in [
-            (etcd, "etcd", "etcd.log"),
-            (apiserver, "kube-apiserver", "kube-apiserver.log"),
-        ] {
-            if !running_child(pid) {
-                let state = fs::read_to_string(format!("/proc/{pid}/stat")).map_or_else(
-                    |_| "no such process".to_owned(),
-                    |s| format!("/proc/{pid}/stat: {}", s.trim()),
-                );
-                return Err(Error::Exited {
-                    process,
-                    status: format!("pid {pid} gone: {state}"),
-                    log_tail: log_tail(&dir.join(log)),
-                });
-            }
-        }
-        Ok(())
-    };
-    match wait_ready(dir, &server, &plan.token, started, timeout, alive).await {
-        Ok(_) => Ok(Detached {
-            server,
-            kubeconfig: dir.join("kubeconfig"),
-            pids,
-            startup: started.elapsed(),
-        }),
-        Err(e) => {
-            stop_detached(dir);
-            Err(e)
-        }
-    }
-}
-
-/// Kill the processes listed in `<dir>/pids` (only if they still run the expected binary, so a recycled pid is
-/// never signalled) and wait for them to go. Returns the pids that were stopped.
-pub fn stop_detached(dir: &Path) -> Vec<u32> {
-    let Ok(text) = fs::read_to_string(dir.join("pids")) else {
-        return Vec::new();
-    };
-    let mut stopped = Vec::new();
-    // The apiserver first (second line), so it does not log etcd errors while shutting down.
-    let pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-    for (pid, process) in pids.into_iter().zip(["etcd", "kube-apiserver"]).rev() {
-        if pid_is(pid, process) {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-            if !crate::process::wait_gone(pid, Duration::from_secs(10)) {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(pid.to_string())
-                    .status();
-                crate::process::wait_gone(pid, Duration::from_secs(5));
-            }
-            stopped.push(pid);
-        }
-    }
-    let _ = fs::remove_file(dir.join("pids"));
-    stopped
-}
-
-/// Whether our own, unreaped child `pid` still runs (exists and is not a zombie). Its pid cannot have been reused
-/// while we have not reaped it. Not by name: right after exec, `/proc/<pid>/cmdline` is briefly empty.
-fn running_child(pid: u32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // "pid (comm) S ...": the state follows the last ')', since comm may contain spaces or parentheses.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, Some("Z" | "X") | None)
-}
-
-/// Whether `pid` runs a program whose file name is `process` (and is not a zombie). For processes started long
-/// ago by another invocation (`down`, `status`), where the pid may have been recycled.
-pub fn pid_is(pid: u32, process: &str) -> bool {
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-    Path::new(&*String::from_utf8_lossy(argv0))
-        .file_name()
-        .is_some_and(|n| n == process)
-}
-
-/// Everything decided before the processes start: ports, token, key files.
-pub(crate) struct Plan {
-    pub(crate) etcd_port: u16,
-    pub(crate) etcd_peer_port: u16,
-    pub(crate) apiserver_port: u16,
-    pub(crate) token: String,
-}
-
-impl Plan {
-    /// Pick ports, write the token file and generate the service-account key in `dir`.
-    pub(crate) fn prepare(dir: &Path) -> Result<Self, Error> {
-        let [etcd_port, etcd_peer_port, apiserver_port] = free_ports()?;
-        let token = random_token()?;
-        fs::create_dir_all(dir.join("pki")).map_err(io_err("the cert directory"))?;
-        fs::write(
-            dir.join("tokens.csv"),
-            format!("{token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n"),
-        )
-        .map_err(io_err("the token file"))?;
-        let out = Command::new("openssl")
-            .args(["genrsa", "-out"])
-            .arg(dir.join("sa.key"))
-            .arg("2048")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::KeyGen(e.to_string()))?;
-        if !out.status.success() {
-            return Err(Error::KeyGen(
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ));
-        }
-        Ok(Self {
-            etcd_port,
-            etcd_peer_port,
-            apiserver_port,
-            token,
-        })
-    }
-
-    pub(crate) fn etcd_command(&self, bin: &Path, dir: &Path) -> Result<Command, Error> {
-        let client = format!("http://127.0.0.1:{}", self.etcd_port);
-        let peer = format!("http://127.0.0.1:{}", self.etcd_peer_port);
-        let mut cmd = Command::new(bin);
-        cmd.arg("--name=kube-testenv")
-            .arg(format!("--data-dir={}", dir.join("etcd").display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=kube-testenv={peer}"))
-            // Test data is thrown away; fsync only costs time.
-            .arg("--unsafe-no-fsync")
-            .arg("--log-level=warn");
-        redirect_output(&mut cmd, &dir.join("etcd.log"))?;
-        Ok(cmd)
-    }
-
-    pub(crate) fn apiserver_command(&self, bin: &Path, dir: &Path) -> Result<Command, Error> {
-        let port = self.apiserver_port;
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!(
-            "--etcd-servers=http://127.0.0.1:{}",
-            self.etcd_port
-        ))
-        .arg("--bind-address=127.0.0.1")
-        // Without it, a host with no default route fails with "no default routes found".
-        .arg("--advertise-address=127.0.0.1")
-        .arg(format!("--secure-port={port}"))
-        .arg(format!("--cert-dir={}", dir.join("pki").display()))
-        .arg(format!(
-            "--token-auth-file={}",
-            dir.join("tokens.csv").display()
-        ))
-        .arg("--authorization-mode=RBAC")
-        .arg(format!("--service-account-issuer=https://127.0.0.1:{port}"))
-        .arg(format!(
-            "--service-account-key-file={}",
-            dir.join("sa.key").display()
-        ))
-        .arg(format!(
-            "--service-account-signing-key-file={}",
-            dir.join("sa.key").display()
-        ))
-        .arg("--service-cluster-ip-range=10.0.0.0/24")
-        .arg("--allow-privileged=true")
-        // Nothing creates the `default` ServiceAccount (no controller-manager), so pods would be rejected.
-        .arg("--disable-admission-plugins=ServiceAccount")
-        .arg("--endpoint-reconciler-type=none")
-        .arg("--enable-priority-and-fairness=false")
-        .arg("--profiling=false");
-        redirect_output(&mut cmd, &dir.join("kube-apiserver.log"))?;
-        Ok(cmd)
-    }
-}
-
-/// The admin kubeconfig; the same text shape serves every token-authenticated client.
-pub(crate) fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-testenv\n  cluster:\n    server: {server}\n    \
-         certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n\
-         - name: kube-testenv\n  context:\n    cluster: kube-testenv\n    user: {user}\n    namespace: default\n\
-         current-context: kube-testenv\n"
-    )
-}
-
 /// Delete run directories left behind by test processes that were killed outright (SIGKILL runs no cleanup; the
 /// parent-death signal already took their etcd and apiserver down). Only directories whose owner is gone.
 fn remove_stale_run_dirs() {
@@ -598,34 +365,6 @@ fn remove_stale_run_dirs() {
     }
 }
 
-fn redirect_output(cmd: &mut Command, log: &Path) -> Result<(), Error> {
-    let file = fs::File::create(log).map_err(io_err("a log file"))?;
-    let err = file.try_clone().map_err(io_err("a log file"))?;
-    cmd.stdin(Stdio::null()).stdout(file).stderr(err);
-    Ok(())
-}
-
-/// Three distinct free loopback ports. Held open together so they differ; a small race with other programs
-/// remains between closing them and the servers binding (a start-up failure then names the port).
-fn free_ports() -> Result<[u16; 3], Error> {
-    let bind = || TcpListener::bind("127.0.0.1:0").map_err(io_err("a free port"));
-    let (a, b, c) = (bind()?, bind()?, bind()?);
-    let port = |l: &TcpListener| {
-        l.local_addr()
-            .map(|a| a.port())
-            .map_err(io_err("a free port"))
-    };
-    Ok([port(&a)?, port(&b)?, port(&c)?])
-}
-
-fn random_token() -> Result<String, Error> {
-    let mut buf = [0u8; 24];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(io_err("a random token"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 fn start_timeout_from_env() -> Duration {
     std::env::var(START_TIMEOUT_ENV)
         .ok()
@@ -641,39 +380,9 @@ pub(crate) fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-fn io_err(what: &str) -> impl FnOnce(io::Error) -> Error + '_ {
+pub(crate) fn io_err(what: &str) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Io {
         what: what.to_owned(),
         source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kubeconfig_parses() {
-        let yaml = kubeconfig_yaml("https://127.0.0.1:1234", "PEM", "u", "tok");
-        let kc = Kubeconfig::from_yaml(&yaml).unwrap();
-        assert_eq!(kc.current_context.as_deref(), Some("kube-testenv"));
-        assert_eq!(
-            kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
-            Some("https://127.0.0.1:1234")
-        );
-    }
-
-    #[test]
-    fn ports_are_distinct() {
-        let [a, b, c] = free_ports().unwrap();
-        assert!(a != b && b != c && a != c);
-    }
-
-    #[test]
-    fn tokens_are_random_hex() {
-        let (a, b) = (random_token().unwrap(), random_token().unwrap());
-        assert_eq!(a.len(), 48);
-        assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
     }
 }

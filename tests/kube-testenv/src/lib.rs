@@ -16,6 +16,8 @@
 //! # Layout
 //! - [`bins`]: where the binaries are (`KUBE_TESTENV_BIN_DIR` or the versioned build cache).
 //! - [`control_plane`]: [`TestEnv`]: ports, token, service-account key, flags, `/readyz`, kubeconfig, clients.
+//! - [`detached`]: a control plane that outlives this process (`up`/`down`), stopped through its pid file.
+//! - `plan`: ports, token, service-account key, the two command lines and the kubeconfig text.
 //! - [`process`]: child processes that die with the test binary (Drop, `atexit`, parent-death signal).
 //! - `src/bin/kube-testenv.rs`: `up`/`down` for manual use (`just testenv-up`).
 //!
@@ -23,6 +25,8 @@
 
 pub mod bins;
 pub mod control_plane;
+pub mod detached;
+mod plan;
 pub mod process;
 
 use std::{

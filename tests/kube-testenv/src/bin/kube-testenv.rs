@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use kube_testenv::{bins, control_plane};
+use kube_testenv::{bins, detached};
 
 const USAGE: &str = "usage: kube-testenv <up|down|status> [--dir DIR]
   up      start etcd + kube-apiserver in the background; prints the kubeconfig path
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     match cmd.as_str() {
         "up" => up(&dir),
         "down" => {
-            let stopped = control_plane::stop_detached(&dir);
+            let stopped = detached::stop_detached(&dir);
             if stopped.is_empty() {
                 println!(
                     "kube-testenv: nothing running (no live pids in {})",
@@ -76,8 +76,8 @@ fn running(dir: &std::path::Path) -> bool {
     };
     let pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
     pids.len() == 2
-        && control_plane::pid_is(pids[0], "etcd")
-        && control_plane::pid_is(pids[1], "kube-apiserver")
+        && detached::pid_is(pids[0], "etcd")
+        && detached::pid_is(pids[1], "kube-apiserver")
 }
 
 fn up(dir: &std::path::Path) -> ExitCode {
@@ -87,7 +87,7 @@ fn up(dir: &std::path::Path) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // A stale state directory (crashed run) holds an old etcd data dir and certs; start clean.
-    control_plane::stop_detached(dir);
+    detached::stop_detached(dir);
     let _ = std::fs::remove_dir_all(dir);
     let binaries = match bins::locate() {
         Ok(b) => b,
@@ -106,7 +106,7 @@ fn up(dir: &std::path::Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(control_plane::start_detached(
+    match runtime.block_on(detached::start_detached(
         &binaries,
         dir,
         Duration::from_secs(120),
