@@ -8,7 +8,8 @@
 //! # Start here
 //! - [`Emulator::start`] binds a socket and serves in the background; the returned [`EmulatorHandle`] gives the
 //!   `base_url` and test hooks (call counts, token revocation, injected failures, store access).
-//! - `store.rs` holds all the rules, free of HTTP (unit-tested directly); `status.rs` is the state machine;
+//! - `store/` holds all the rules, free of HTTP (unit-tested directly), one module per service over one shared
+//!   [`Store`]; `status.rs` is the state machine;
 //!   `endpoints.rs` maps endpoint names to store methods; `server.rs` is the axum layer and the envelope;
 //!   `auth.rs` the credentials and tokens.
 //!

@@ -1,0 +1,245 @@
+//! `queues.*`: create, list, pop, add/remove/move entries, clear, delete, metadata.
+
+use serde_json::{Map, Value, json};
+
+use super::*;
+
+impl Store {
+    pub fn queues_create(&mut self, r: rq::QueueCreate, now: Ts) -> Result<Value> {
+        min_len("name", &r.name)?;
+        if self.queues.values().any(|q| q.name == r.name) {
+            return Err(ApiError::not_unique(format!("name={}", r.name)));
+        }
+        let id = self.insert_queue(&r.name, r.tags, r.system_tags, r.display_name, now);
+        if let Some(Value::Array(items)) = r.metadata
+            && let Some(q) = self.queues.get_mut(&id)
+        {
+            for item in items {
+                if let Some(key) = item.get("key").and_then(Value::as_str) {
+                    q.metadata.insert(key.to_owned(), item.clone());
+                }
+            }
+        }
+        Ok(json!({ "id": id }))
+    }
+
+    pub fn queues_get_all(&self, r: rq::QueueGetAll) -> Result<Value> {
+        let re = r.name.as_deref().map(compile).transpose()?;
+        let show_hidden = r.search_hidden || !r.id.is_empty() || r.name.is_some();
+        let mut out: Vec<&Queue> = self
+            .queues
+            .values()
+            .filter(|q| r.id.is_empty() || r.id.contains(&q.id))
+            .filter(|q| re.as_ref().is_none_or(|re| re.is_match(&q.name)))
+            .filter(|q| tags_match(&r.tags, &q.tags))
+            .filter(|q| tags_match(&r.system_tags, &q.system_tags))
+            .filter(|q| show_hidden || !q.system_tags.iter().any(|t| t == HIDDEN_QUEUE_TAG))
+            .collect();
+        out.sort_by_key(|q| q.seq);
+        let out = paginate(out, r.page, r.page_size, Some(MAX_PAGE_SIZE))?;
+        let docs: Vec<Value> = out
+            .into_iter()
+            .map(|q| project_fields(&q.to_wire(r.max_task_entries), &r.only_fields))
+            .collect();
+        Ok(json!({ "queues": docs }))
+    }
+
+    pub fn queues_get_by_id(&self, r: rq::QueueGetById) -> Result<Value> {
+        Ok(json!({ "queue": self.queue(&r.queue)?.to_wire(r.max_task_entries) }))
+    }
+
+    pub fn queues_get_default(&self) -> Result<Value> {
+        let q = self.default_queue()?;
+        Ok(json!({ "id": q.id, "name": q.name }))
+    }
+
+    /// Atomic pop of the head (the caller holds the store lock for the whole call). An empty queue, or a head
+    /// that is not `task` when given, answers `{}`. The entry is returned even if its task no longer exists, as
+    /// on the server.
+    pub fn queues_get_next_task(&mut self, r: rq::GetNextTask, now: Ts) -> Result<Value> {
+        let q = self.queue_mut(&r.queue)?;
+        let Some(head) = q.entries.first() else {
+            return Ok(json!({}));
+        };
+        if r.task.as_ref().is_some_and(|t| t != &head.task) {
+            return Ok(json!({}));
+        }
+        let entry = q.entries.remove(0);
+        q.last_update = now;
+        let mut v = json!({ "entry": entry });
+        if let Some(task) = self.tasks.get_mut(&entry.task) {
+            // The server's race fix: a task aborted by an agent after it was queued again goes back to queued.
+            if task.status == TaskStatus::Stopped {
+                task.status = TaskStatus::Queued;
+            }
+            if r.get_task_info {
+                v["task_info"] = json!({ "company": task.company, "user": task.user });
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn queues_add_task(&mut self, r: rq::QueueTask, now: Ts) -> Result<Value> {
+        let q = self.queue_mut(&r.queue)?;
+        if q.entries.iter().any(|e| e.task == r.task) {
+            return Err(ApiError::task_already_queued(&r.queue, &r.task));
+        }
+        q.entries.push(QueueEntry {
+            task: r.task.clone(),
+            added: now,
+        });
+        q.last_update = now;
+        if r.update_execution_queue
+            && let Some(t) = self.tasks.get_mut(&r.task)
+        {
+            t.execution.insert("queue".into(), json!(r.queue));
+        }
+        Ok(json!({ "added": 1 }))
+    }
+
+    pub fn queues_remove_task(&mut self, r: rq::QueueTask, now: Ts) -> Result<Value> {
+        let q = self.queue_mut(&r.queue)?;
+        let before = q.entries.len();
+        q.entries.retain(|e| e.task != r.task);
+        let removed = before - q.entries.len();
+        if removed == 0 {
+            return Err(ApiError::task_not_queued(&r.queue, &r.task));
+        }
+        q.last_update = now;
+        if r.update_task_status
+            && let Some(t) = self.tasks.get(&r.task)
+            && t.status == TaskStatus::Queued
+        {
+            let back = t.enqueue_status.unwrap_or(TaskStatus::Created);
+            self.change_status(&r.task, back, true, None, None, now)?;
+        }
+        Ok(json!({ "removed": removed }))
+    }
+
+    /// Moves a task within its queue; `delta` is relative (negative = towards the head), `None` front/back.
+    pub fn queues_move(&mut self, r: rq::QueueTask, to: Move) -> Result<Value> {
+        let q = self.queue_mut(&r.queue)?;
+        let pos = q
+            .entries
+            .iter()
+            .position(|e| e.task == r.task)
+            .ok_or_else(|| ApiError::task_not_queued(&r.queue, &r.task))?;
+        let entry = q.entries.remove(pos);
+        let last = q.entries.len();
+        let count = r.count.unwrap_or(1).max(0);
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let new_pos = match to {
+            Move::Front => 0,
+            Move::Back => last,
+            Move::Forward => pos.saturating_sub(count),
+            Move::Backward => pos.saturating_add(count).min(last),
+        };
+        q.entries.insert(new_pos, entry);
+        Ok(json!({ "position": new_pos }))
+    }
+
+    pub fn queues_peek_task(&self, r: rq::QueueId) -> Result<Value> {
+        let q = self.queue(&r.queue)?;
+        Ok(match q.entries.first() {
+            Some(e) => json!({ "task": e.task }),
+            None => json!({}),
+        })
+    }
+
+    pub fn queues_get_num_entries(&self, r: rq::QueueId) -> Result<Value> {
+        Ok(json!({ "num": self.queue(&r.queue)?.entries.len() }))
+    }
+
+    pub fn queues_clear(&mut self, r: rq::QueueId, now: Ts) -> Result<Value> {
+        let q = self.queue_mut(&r.queue)?;
+        let removed: Vec<String> = q.entries.drain(..).map(|e| e.task).collect();
+        q.last_update = now;
+        Ok(json!({ "removed_tasks": removed }))
+    }
+
+    /// Deleting a non-empty queue needs `force`; its tasks then revert to their pre-enqueue status.
+    pub fn queues_delete(&mut self, r: rq::QueueDelete, now: Ts) -> Result<Value> {
+        let q = self.queue(&r.queue)?;
+        if !r.force && !q.entries.is_empty() {
+            return Err(ApiError::queue_not_empty(&q.id, q.entries.len()));
+        }
+        let tasks: Vec<String> = q.entries.iter().map(|e| e.task.clone()).collect();
+        self.queues.remove(&r.queue);
+        for id in tasks {
+            let Some(back) = self
+                .tasks
+                .get(&id)
+                .map(|t| t.enqueue_status.unwrap_or(TaskStatus::Created))
+            else {
+                continue;
+            };
+            let reason = Some("Queue was deleted".to_owned());
+            self.change_status(&id, back, true, reason, None, now)?;
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.enqueue_status = None;
+            }
+        }
+        Ok(json!({ "deleted": 1 }))
+    }
+
+    pub fn queues_update(&mut self, r: rq::QueueUpdate, now: Ts) -> Result<Value> {
+        if let Some(name) = &r.name {
+            min_len("name", name)?;
+            if self
+                .queues
+                .values()
+                .any(|q| &q.name == name && q.id != r.queue)
+            {
+                return Err(ApiError::not_unique(format!("name={name}")));
+            }
+        }
+        let q = self.queue_mut(&r.queue)?;
+        let mut fields = Map::new();
+        if let Some(v) = r.name {
+            fields.insert("name".into(), json!(v));
+            q.name = v;
+        }
+        if let Some(v) = r.tags {
+            fields.insert("tags".into(), json!(v));
+            q.tags = v;
+        }
+        if let Some(v) = r.system_tags {
+            fields.insert("system_tags".into(), json!(v));
+            q.system_tags = v;
+        }
+        if let Some(v) = r.display_name {
+            fields.insert("display_name".into(), json!(v));
+            q.display_name = Some(v);
+        }
+        q.last_update = now;
+        Ok(json!({ "updated": 1, "fields": fields }))
+    }
+
+    pub fn queues_add_or_update_metadata(
+        &mut self,
+        r: rq::QueueMetadata,
+        now: Ts,
+    ) -> Result<Value> {
+        let q = self.queue_mut(&r.queue)?;
+        if r.replace_metadata {
+            q.metadata.clear();
+        }
+        for item in r.metadata {
+            q.metadata.insert(
+                item.key.clone(),
+                json!({ "key": item.key, "type": item.item_type, "value": item.value }),
+            );
+        }
+        q.last_update = now;
+        Ok(json!({ "updated": 1 }))
+    }
+}
+
+/// Where `queues.move_task_*` puts the task.
+#[derive(Debug, Clone, Copy)]
+pub enum Move {
+    Front,
+    Back,
+    Forward,
+    Backward,
+}
