@@ -7,7 +7,9 @@
 //!
 //! # Start here
 //! - [`decide`]: the pure decision function (pod + nodes + time → next action) and the annotation contract.
-//!   All behaviour lives there and is unit-tested without a cluster.
+//!   All behaviour lives there and in the pure modules it calls, unit-tested without a cluster:
+//!   [`schedule`] (binding and the scheduler's messages), `status.rs` (the status a kubelet writes),
+//!   [`config`] (nodes and settings).
 //! - [`sim`]: the thin I/O loop ([`Simulator`]): node registration, one pod watch, actions.
 //! - [`quantity`]: resource quantities for fit checks.
 //! - `src/main.rs`: the `kubelet-sim` binary for the demo.
@@ -20,9 +22,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod config;
 pub mod decide;
+mod pod_view;
 pub mod quantity;
+pub mod schedule;
 pub mod sim;
+mod status;
+#[cfg(test)]
+mod test_support;
 
 pub use decide::{
     Action, EXIT_CODE_ANNOTATION, NodeSpec, OUTCOME_ANNOTATION, Outcome, RUN_SECONDS_ANNOTATION,
