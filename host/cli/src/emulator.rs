@@ -63,29 +63,6 @@ async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
         std::fs::write(path, &url).with_context(|| format!("writing {}", path.display()))?;
     }
     tracing::info!(%url, access_key = %args.access_key, "ClearML API emulator listening");
-    emulator.serve(listener, shutdown_signal()).await?;
+    emulator.serve(listener, crate::signal::shutdown()).await?;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM, so `kill` from a test runner also saves the state file.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use crate::engine::{EvalContext, Policy};
@@ -37,6 +38,9 @@ pub struct StepProvenance {
 pub struct ChainOutcome {
     /// The pod after the last policy.
     pub pod: Value,
+    /// The same pod, typed: the result of the strict Pod check, handed back so callers (the agent's guard and
+    /// submit) never parse it again.
+    pub typed: Pod,
     /// One entry per step, in order.
     pub steps: Vec<StepProvenance>,
     /// The pod JSON each step received (`inputs[0]` is the chain's input), as the policies exchanged it. Kept so
@@ -137,33 +141,47 @@ impl PolicyChain {
             inputs.push(std::mem::replace(&mut current, evaluation.value));
         }
         let Some(last) = self.steps.last() else {
+            // No policies: the input is the final pod, and it gets the same strict check.
+            let typed = validate_pod(pod).map_err(|e| {
+                step_error(
+                    "(chain input)",
+                    queue,
+                    task,
+                    EvalErrorKind::InvalidPod(e.to_string()),
+                )
+            })?;
             return Ok(ChainOutcome {
                 pod: pod.clone(),
+                typed,
                 steps,
                 inputs,
             });
         };
         let final_pod: Value = serde_json::from_str(&current)
             .map_err(|e| error(&last.policy, EvalErrorKind::BadOutput(e.to_string())))?;
-        if let Err(final_error) = validate_pod(&final_pod) {
-            // Outputs in order: inputs[1..] then the final pod. Blame the first invalid one.
-            let blamed = inputs
-                .iter()
-                .skip(1)
-                .enumerate()
-                .find_map(|(i, out)| {
-                    let out: Value = serde_json::from_str(out).ok()?;
-                    validate_pod(&out).err().map(|e| (i, e))
-                })
-                .and_then(|(i, e)| self.steps.get(i).map(|s| (&s.policy, e)))
-                .unwrap_or((&last.policy, final_error));
-            return Err(error(
-                blamed.0,
-                EvalErrorKind::InvalidPod(blamed.1.to_string()),
-            ));
-        }
+        let typed = match validate_pod(&final_pod) {
+            Ok(typed) => typed,
+            Err(final_error) => {
+                // Outputs in order: inputs[1..] then the final pod. Blame the first invalid one.
+                let blamed = inputs
+                    .iter()
+                    .skip(1)
+                    .enumerate()
+                    .find_map(|(i, out)| {
+                        let out: Value = serde_json::from_str(out).ok()?;
+                        validate_pod(&out).err().map(|e| (i, e))
+                    })
+                    .and_then(|(i, e)| self.steps.get(i).map(|s| (&s.policy, e)))
+                    .unwrap_or((&last.policy, final_error));
+                return Err(error(
+                    blamed.0,
+                    EvalErrorKind::InvalidPod(blamed.1.to_string()),
+                ));
+            }
+        };
         Ok(ChainOutcome {
             pod: final_pod,
+            typed,
             steps,
             inputs,
         })

@@ -1,0 +1,314 @@
+//! The Kubernetes edge: the credentials Secret, pod creation (idempotent by name), and the one pod watch whose cache
+//! every capacity count and lifecycle decision reads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::Notify;
+
+use crate::config::Credentials;
+use crate::render::{Identity, LABEL_INSTANCE, LABEL_QUEUE_ID, LABEL_TASK_ID, SECRET_ACCESS_KEY, SECRET_SECRET_KEY};
+
+/// Field manager for the agent's server-side applies.
+const FIELD_MANAGER: &str = "clearml-k8s-agent";
+
+/// A Kubernetes call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// Writing the credentials Secret failed.
+    #[error("cannot create or update Secret {namespace}/{name}: {source}")]
+    Secret {
+        /// Namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server refused the pod (validation, admission, quota, RBAC): retrying will not help.
+    #[error("the API server refused pod {pod}: {message}")]
+    Refused {
+        /// Pod name.
+        pod: String,
+        /// The API server's message, with credentials redacted.
+        message: String,
+        /// HTTP status code.
+        code: u16,
+    },
+    /// A failure that may pass (connection, timeout, 429, 5xx).
+    #[error("creating pod {pod} failed (will retry): {message}")]
+    Transient {
+        /// Pod name.
+        pod: String,
+        /// What happened, with credentials redacted.
+        message: String,
+    },
+    /// A pod of that name exists but belongs to another task or agent.
+    #[error("pod {pod} already exists and is not this task's (labels {labels:?})")]
+    Conflict {
+        /// Pod name.
+        pod: String,
+        /// The existing pod's labels.
+        labels: BTreeMap<String, String>,
+    },
+}
+
+impl KubeError {
+    /// A short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Secret { .. } => "secret",
+            Self::Refused { .. } => "refused",
+            Self::Transient { .. } => "transient",
+            Self::Conflict { .. } => "conflict",
+        }
+    }
+}
+
+/// Replace every occurrence of a secret in `text` (apiserver errors echo the pod back).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_string(), |acc, secret| acc.replace(secret, "<redacted>"))
+}
+
+/// Create or update the Secret task pods read their ClearML credentials from (server-side apply, so a restart or a
+/// second replica converges on the same object).
+pub async fn ensure_credentials_secret(
+    client: &kube::Client,
+    identity: &Identity,
+    credentials: &Credentials,
+) -> Result<(), KubeError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &identity.namespace);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(identity.credentials_secret.clone()),
+            namespace: Some(identity.namespace.clone()),
+            labels: Some(BTreeMap::from([(LABEL_INSTANCE.to_string(), identity.instance.clone())])),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(BTreeMap::from([
+            (SECRET_ACCESS_KEY.to_string(), credentials.access_key.expose().to_string()),
+            (SECRET_SECRET_KEY.to_string(), credentials.secret_key.expose().to_string()),
+        ])),
+        type_: Some("Opaque".to_string()),
+        ..Secret::default()
+    };
+    api.patch(
+        &identity.credentials_secret,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| KubeError::Secret {
+        namespace: identity.namespace.clone(),
+        name: identity.credentials_secret.clone(),
+        source,
+    })
+}
+
+/// How a create ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The pod was created now.
+    New,
+    /// A pod of that name for this task already existed (a retry or a restart): adopted, not duplicated.
+    Adopted,
+}
+
+/// Create `pod`; an existing pod with the same name and task label counts as created.
+pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<Created, KubeError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    match api.create(&PostParams::default(), pod).await {
+        Ok(_) => Ok(Created::New),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api.get_opt(&name).await.map_err(|e| transient(&name, &e, secrets))?;
+            let labels = existing
+                .and_then(|p| p.metadata.labels)
+                .unwrap_or_default();
+            let want = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_TASK_ID));
+            if want.is_some() && labels.get(LABEL_TASK_ID) == want {
+                Ok(Created::Adopted)
+            } else {
+                Err(KubeError::Conflict { pod: name, labels })
+            }
+        }
+        Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => Err(KubeError::Transient {
+            pod: name,
+            message: redact(&status.message, secrets),
+        }),
+        Err(kube::Error::Api(status)) => Err(KubeError::Refused {
+            pod: name,
+            message: redact(&status.message, secrets),
+            code: status.code,
+        }),
+        Err(other) => Err(transient(&name, &other, secrets)),
+    }
+}
+
+fn transient(pod: &str, error: &kube::Error, secrets: &[&str]) -> KubeError {
+    KubeError::Transient {
+        pod: pod.to_string(),
+        message: redact(&error.to_string(), secrets),
+    }
+}
+
+/// Whether a pod still holds its slot: everything but Succeeded and Failed (a pod being deleted still runs).
+pub fn is_active(pod: &Pod) -> bool {
+    !matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Pods counted against the limits, and the submissions that will become pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Over all queues.
+    pub total: u32,
+    /// Per queue id.
+    pub per_queue: HashMap<String, u32>,
+}
+
+/// The pod watch's cache plus the agent's own reservations: what capacity counts read.
+#[derive(Clone)]
+pub struct PodTracker {
+    store: Store<Pod>,
+    /// Task id → queue id, for submissions between the pop and the pod reaching the cache.
+    reserved: Arc<Mutex<HashMap<String, String>>>,
+    changed: Arc<Notify>,
+}
+
+impl std::fmt::Debug for PodTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodTracker").finish_non_exhaustive()
+    }
+}
+
+impl PodTracker {
+    /// Start the watch on the agent's pods in `api`'s namespace (label `clearml-agent-instance=<instance>`). The
+    /// returned stream must be polled (the run loop does), and `on_event` sees each changed pod.
+    pub fn watch(
+        api: Api<Pod>,
+        instance: &str,
+    ) -> (Self, impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static) {
+        let (store, writer) = reflector::store();
+        let config = watcher::Config::default().labels(&format!("{LABEL_INSTANCE}={instance}"));
+        let changed = Arc::new(Notify::new());
+        let notify = changed.clone();
+        let stream = watcher(api, config)
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .inspect(move |_| notify.notify_one());
+        (
+            Self {
+                store,
+                reserved: Arc::default(),
+                changed,
+            },
+            stream,
+        )
+    }
+
+    /// Wait until the watch has listed the existing pods once.
+    pub async fn ready(&self) -> bool {
+        self.store.wait_until_ready().await.is_ok()
+    }
+
+    /// Every pod in the cache.
+    pub fn pods(&self) -> Vec<Arc<Pod>> {
+        self.store.state()
+    }
+
+    /// The cached pod of `task_id`, if any.
+    pub fn pod_of(&self, task_id: &str) -> Option<Arc<Pod>> {
+        self.store
+            .state()
+            .into_iter()
+            .find(|p| task_label(p) == Some(task_id))
+    }
+
+    /// Hold a slot for `task_id` on `queue_id` until its pod shows up in the cache or [`Self::release`].
+    pub fn reserve(&self, task_id: &str, queue_id: &str) {
+        if let Ok(mut reserved) = self.reserved.lock() {
+            reserved.insert(task_id.to_string(), queue_id.to_string());
+        }
+    }
+
+    /// Give back the slot of a submission that did not produce a pod.
+    pub fn release(&self, task_id: &str) {
+        if let Ok(mut reserved) = self.reserved.lock() {
+            reserved.remove(task_id);
+        }
+        self.changed.notify_one();
+    }
+
+    /// Wait for a change of the agent's pods (or a released reservation).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Current counts: active pods in the cache, plus reservations whose pod is not cached yet. A reservation whose
+    /// pod has arrived is dropped here, so each task counts once.
+    pub fn counts(&self) -> Counts {
+        let pods = self.store.state();
+        let cached: HashSet<&str> = pods.iter().filter_map(|p| task_label(p)).collect();
+        let mut counts = Counts::default();
+        for pod in pods.iter().filter(|p| is_active(p)) {
+            counts.total += 1;
+            if let Some(queue) = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_QUEUE_ID)) {
+                *counts.per_queue.entry(queue.clone()).or_default() += 1;
+            }
+        }
+        if let Ok(mut reserved) = self.reserved.lock() {
+            reserved.retain(|task, _| !cached.contains(task.as_str()));
+            for queue in reserved.values() {
+                counts.total += 1;
+                *counts.per_queue.entry(queue.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The task id label of a pod.
+pub fn task_label(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_TASK_ID))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_every_secret() {
+        let text = "pod env CLEARML_API_SECRET_KEY=s3cr3t-value and again s3cr3t-value, key AKEY1234";
+        let out = redact(text, &["s3cr3t-value", "AKEY1234", ""]);
+        assert_eq!(out, "pod env CLEARML_API_SECRET_KEY=<redacted> and again <redacted>, key <redacted>");
+    }
+
+    #[test]
+    fn finished_pods_free_their_slot() {
+        let mut pod = Pod::default();
+        assert!(is_active(&pod));
+        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        assert!(!is_active(&pod));
+    }
+}

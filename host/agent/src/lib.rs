@@ -1,0 +1,28 @@
+//! # agent: the ClearML → Kubernetes dispatcher behind `clearml-k8s-agent run`
+//!
+//! Ships in the binary (`host/cli`). The pipeline: `clearml-api` → `pod-template` → `policy-runtime` → **agent** →
+//! `cli`.
+//!
+//! ## Start here
+//! - [`config`]: the values file (the Enterprise chart's shape), parsed strictly.
+//! - [`run`]: prepare (policies, before any connection), start up, then the dispatch loop and the worker report.
+//! - [`dispatch`]: which queues to pop now, from capacity and queue state (the pure decision core).
+//! - [`submit`]: one task from pop to pod: read → [`render`] → policy chain → [`guard`] → pending queue → create.
+//! - [`kube`]: the credentials Secret, idempotent pod creation, the pod watch and capacity counts.
+//! - [`startup`]: queue resolution, the pending queue, worker registration.
+//! - [`policies`]: each queue's chain, loaded and validated at start-up.
+//! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
+
+pub mod config;
+pub mod dispatch;
+pub mod guard;
+pub mod kube;
+pub mod metrics;
+pub mod policies;
+pub mod render;
+pub mod run;
+pub mod startup;
+pub mod submit;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,359 @@
+//! One task's way from a popped queue entry to a pod: read the task, render the base pod, run the queue's policy
+//! chain (off the reactor), guard, hand the task to the pending queue, create the pod.
+//!
+//! Order matters for "no task is ever lost": the task is put into the pending queue *before* its pod is created, so
+//! from then on ClearML itself records that it is the agent's to launch (a restart finds it there), and the stock
+//! in-pod `clearml-agent execute --require-queue` finds it where it expects it. A task the agent cannot launch
+//! (policy rejection, policy fault, guard violation, a pod the API server refuses) is failed with a message naming
+//! the queue and the policy, which the ML user sees as the task's status message.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use clearml_api::{Enqueue, NextTask, StatusChange, Task, TasksGetAll};
+use k8s_openapi::api::core::v1::Pod;
+use policy_runtime::{ChainOutcome, EvalError, PolicyEngine, TaskContext};
+use tracing::Instrument;
+
+use crate::config::AgentConfig;
+use crate::guard::{self, Expected};
+use crate::kube::{Created, KubeError, create_pod};
+use crate::metrics::Metrics;
+use crate::policies::{PolicySet, provenance};
+use crate::render::{self, ANNOTATION_POLICIES, Identity};
+use crate::run::Shared;
+use crate::startup::ResolvedQueue;
+
+/// `status_reason` the agent writes when it fails a task.
+pub const FAIL_REASON: &str = "clearml-k8s-agent";
+
+/// What the chain produced for a task, ready to submit; also what `render` prints.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The final pod, guarded and annotated.
+    pub pod: Pod,
+    /// The chain's outcome (per-step provenance and patches).
+    pub outcome: ChainOutcome,
+}
+
+/// Why a task could not be turned into a pod. The message is what the ML user reads.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderFailure {
+    /// Rendering the base pod failed.
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    /// A policy failed or rejected the task.
+    #[error(transparent)]
+    Policy(EvalError),
+    /// The chain changed something the agent owns.
+    #[error("queue {queue}: {}changed what the agent owns: {violation}", blamed.as_ref().map(|p| format!("policy `{p}` ")).unwrap_or_default())]
+    Guard {
+        /// The queue.
+        queue: String,
+        /// The policy that made the change, when known.
+        blamed: Option<String>,
+        /// What was changed.
+        violation: guard::Violation,
+    },
+    /// The queue has no chain (cannot happen for a configured queue).
+    #[error("queue {0} has no policy chain")]
+    NoChain(String),
+}
+
+impl RenderFailure {
+    /// A stable label for the `tasks_failed` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Render(_) => "render",
+            Self::Policy(e) => e.kind.metric_label(),
+            Self::Guard { .. } => "guard",
+            Self::NoChain(_) => "no_chain",
+        }
+    }
+}
+
+/// Fields of a task the agent reads (`only_fields`), so a task with a large script or configuration costs no more.
+const TASK_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "project",
+    "user",
+    "tags",
+    "system_tags",
+    "container",
+    "hyperparams",
+    "status",
+    "execution.queue",
+];
+
+/// The policy-facing view of a ClearML task.
+pub fn task_context(task: &Task, queue: &ResolvedQueue, user: Option<String>) -> TaskContext {
+    let mut properties = BTreeMap::new();
+    for (section, params) in task.hyperparams.iter().flatten() {
+        for (name, param) in params {
+            if let Some(value) = &param.value {
+                properties.insert(format!("{section}/{name}"), value.clone());
+            }
+        }
+    }
+    TaskContext {
+        id: task.id.clone(),
+        name: task.name.clone(),
+        project: task.project.clone(),
+        user: user.or_else(|| task.user.clone()),
+        queue_id: queue.id.clone(),
+        queue_name: queue.config.name.clone(),
+        tags: task.tags.iter().chain(&task.system_tags).cloned().collect(),
+        image: task.image().map(str::to_string),
+        properties,
+    }
+}
+
+/// Read the task's fields the pipeline needs.
+pub async fn fetch_task(shared: &Shared, task_id: &str) -> Result<Task, clearml_api::Error> {
+    let tasks = shared
+        .clearml
+        .tasks_get_all(&TasksGetAll {
+            id: vec![task_id.to_string()],
+            only_fields: TASK_FIELDS.iter().map(|f| f.to_string()).collect(),
+            ..TasksGetAll::default()
+        })
+        .await?;
+    Ok(tasks.into_iter().next().unwrap_or_else(|| Task {
+        id: task_id.to_string(),
+        ..Task::default()
+    }))
+}
+
+/// What rendering a pod needs besides the task: the values, who the agent is, the queue's chain.
+#[derive(Clone, Copy)]
+pub struct RenderContext<'a> {
+    /// The values.
+    pub config: &'a AgentConfig,
+    /// Who the agent is.
+    pub identity: &'a Identity,
+    /// Every queue's chain.
+    pub policies: &'a PolicySet,
+    /// The engine that runs them.
+    pub engine: &'a PolicyEngine,
+}
+
+/// Render → chain → guard → provenance, for `task` on `queue`: the one path `run` and `render` share. CPU-bound:
+/// the chain runs off the reactor.
+pub async fn render_task(
+    context: RenderContext<'_>,
+    queue: &ResolvedQueue,
+    task: TaskContext,
+) -> Result<Rendered, RenderFailure> {
+    let base = render::base_pod(context.config, &queue.config, &queue.id, &task, context.identity)?;
+    let chain = context
+        .policies
+        .chain(&queue.config.name)
+        .ok_or_else(|| RenderFailure::NoChain(queue.config.name.clone()))?;
+    let queue_name = queue.config.name.clone();
+    let (outcome, base) = {
+        let chain = chain.clone();
+        context
+            .engine
+            .run_blocking(move || {
+                let outcome = chain.run(&base, &task, Some(&queue_name));
+                (outcome, base)
+            })
+            .await
+    };
+    let outcome = outcome.map_err(RenderFailure::Policy)?;
+    let base: Pod = serde_json::from_value(base).map_err(|e| {
+        // The agent's own base pod always deserialises; the chain already checked it strictly.
+        RenderFailure::NoChain(format!("{} (base pod: {e})", queue.config.name))
+    })?;
+    let secrets: Vec<&str> = [
+        context.config.credentials.access_key.expose(),
+        context.config.credentials.secret_key.expose(),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect();
+    let expected = Expected {
+        base: &base,
+        use_image_entrypoint: queue.config.settings.use_image_entrypoint,
+        secrets: &secrets,
+    };
+    if let Err(violation) = guard::check(&outcome.typed, &expected) {
+        return Err(RenderFailure::Guard {
+            queue: queue.config.name.clone(),
+            blamed: guard::blame(&outcome, &violation),
+            violation,
+        });
+    }
+    let mut pod = outcome.typed.clone();
+    pod.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(ANNOTATION_POLICIES.to_string(), provenance(&chain));
+    Ok(Rendered { pod, outcome })
+}
+
+fn record_policy_times(metrics: &Metrics, outcome: &ChainOutcome) {
+    for step in &outcome.steps {
+        metrics
+            .policy_seconds
+            .get_or_create(&crate::metrics::PolicyLabels {
+                policy: step.policy.clone(),
+            })
+            .observe(step.duration.as_secs_f64());
+    }
+}
+
+/// Submit one popped task. Never returns an error: every outcome is reported to ClearML, the log and the metrics.
+pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask) {
+    let task_id = next.entry.task.clone();
+    let span = tracing::info_span!(
+        "submit",
+        queue = %queue.config.name,
+        task_id = %task_id,
+        pod = %render::pod_name(&task_id)
+    );
+    async {
+        if let Err(failure) = submit_inner(&shared, &queue, &next).await {
+            // No pod will come for this reservation.
+            shared.tracker.release(&task_id);
+            tracing::warn!(error = %failure, "task not launched");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Why `submit_inner` stopped short of a pod.
+#[derive(Debug, thiserror::Error)]
+enum SubmitError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("returned to its queue: {0}")]
+    Requeued(String),
+}
+
+async fn submit_inner(shared: &Shared, queue: &ResolvedQueue, next: &NextTask) -> Result<(), SubmitError> {
+    let task_id = &next.entry.task;
+    let task = match fetch_task(shared, task_id).await {
+        Ok(task) => task,
+        Err(err) => {
+            shared.metrics.clearml_error(err.endpoint());
+            return requeue(shared, queue, task_id, &format!("cannot read the task: {err}")).await;
+        }
+    };
+    let user = next.task_info.as_ref().and_then(|i| i.user.clone());
+    let rendered = match render_task(shared.render_context(), queue, task_context(&task, queue, user)).await {
+        Ok(rendered) => {
+            record_policy_times(&shared.metrics, &rendered.outcome);
+            rendered
+        }
+        Err(failure) => {
+            let message = failure.to_string();
+            fail_task(shared, &queue.config.name, task_id, failure.metric_label(), &message, false).await;
+            return Err(SubmitError::Failed(message));
+        }
+    };
+
+    // Hand over to the pending queue first (see the module docs).
+    let handoff = Enqueue {
+        task: task_id.clone(),
+        queue: Some(shared.pending_queue_id.clone()),
+        status_reason: Some("k8s pending scheduler".to_string()),
+        ..Enqueue::default()
+    };
+    if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff)).retry(backoff()).when(|e| e.is_transient()).await {
+        shared.metrics.clearml_error(err.endpoint());
+        return requeue(shared, queue, task_id, &format!("cannot hand it to the pending queue: {err}")).await;
+    }
+
+    let secrets = shared.secret_values();
+    let created = (|| create_pod(&shared.pods, &rendered.pod, &secrets))
+        .retry(backoff())
+        .when(|e| matches!(e, KubeError::Transient { .. }))
+        .notify(|e, delay| {
+            shared.metrics.kube_error(e.metric_label());
+            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "pod create failed, retrying");
+        })
+        .await;
+    match created {
+        Ok(how) => {
+            Metrics::per_queue(&shared.metrics.tasks_submitted, &queue.config.name);
+            tracing::info!(adopted = (how == Created::Adopted), policies = rendered.outcome.steps.len(), "pod submitted");
+            Ok(())
+        }
+        Err(err @ (KubeError::Refused { .. } | KubeError::Conflict { .. })) => {
+            shared.metrics.kube_error(err.metric_label());
+            let message = format!("queue {}: {err}", queue.config.name);
+            fail_task(shared, &queue.config.name, task_id, "pod_refused", &message, true).await;
+            Err(SubmitError::Failed(message))
+        }
+        Err(err) => {
+            // Still failing after the retries: the task stays in the pending queue, where start-up recovery finds
+            // tasks without a pod; put it back to the front of its queue now so it is not stuck until then.
+            shared.metrics.kube_error(err.metric_label());
+            requeue(shared, queue, task_id, &err.to_string()).await
+        }
+    }
+}
+
+/// Retries for one step of a submission: a few seconds of jittered exponential backoff.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(6)
+        .with_jitter()
+}
+
+/// Put a task back at the front of its queue (it keeps its position) after a transient failure.
+async fn requeue(shared: &Shared, queue: &ResolvedQueue, task_id: &str, why: &str) -> Result<(), SubmitError> {
+    let enqueue = Enqueue {
+        task: task_id.to_string(),
+        queue: Some(queue.id.clone()),
+        force: true,
+        ..Enqueue::default()
+    };
+    let back = || async {
+        shared.clearml.tasks_enqueue(&enqueue).await?;
+        shared
+            .clearml
+            .call::<_, serde_json::Value>(
+                "queues.move_task_to_front",
+                &serde_json::json!({"queue": queue.id, "task": task_id}),
+            )
+            .await
+    };
+    match back.retry(backoff()).when(|e: &clearml_api::Error| e.is_transient()).await {
+        Ok(_) => {
+            tracing::warn!(reason = why, "task returned to the front of its queue");
+            Err(SubmitError::Requeued(why.to_string()))
+        }
+        Err(err) => {
+            tracing::error!(reason = why, error = %err, "cannot return the task to its queue; start-up recovery will find it");
+            Err(SubmitError::Requeued(format!("{why}; returning it failed too: {err}")))
+        }
+    }
+}
+
+/// Fail a task with `message` (what the ML user reads), taking it out of the pending queue if it was handed over.
+pub async fn fail_task(shared: &Shared, queue: &str, task_id: &str, reason: &str, message: &str, in_pending: bool) {
+    shared.metrics.failed(queue, reason);
+    if in_pending
+        && let Err(err) = shared.clearml.queues_remove_task(&shared.pending_queue_id, task_id).await
+    {
+        tracing::debug!(error = %err, "task was not in the pending queue");
+    }
+    let change = StatusChange::new(task_id)
+        .force()
+        .reason(FAIL_REASON)
+        .message(message);
+    if let Err(err) = (|| shared.clearml.tasks_failed(&change)).retry(backoff()).when(|e| e.is_transient()).await {
+        shared.metrics.clearml_error(err.endpoint());
+        tracing::error!(error = %err, "cannot mark the task failed");
+    } else {
+        tracing::info!(reason, message, "task failed");
+    }
+}

@@ -1,0 +1,115 @@
+//! `clearml-k8s-agent run`: read the environment and the flags, load the values, hand over to `agent::run`.
+//!
+//! Exit codes (a fixed contract): 0 after a clean shutdown (SIGTERM/SIGINT), 64 for a bad config or bad flags
+//! (reported before any connection is attempted), 1 for anything else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agent::config::{AgentConfig, Overrides};
+use agent::run::{Prepared, RunOptions};
+use anyhow::Context as _;
+
+/// `EX_USAGE` from sysexits.h: bad config or bad flags.
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Arguments of `clearml-k8s-agent run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The values file (the ClearML Enterprise agent chart's shape).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Namespace for task pods. Default: the in-cluster namespace, else the kubeconfig context's.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Where to serve /metrics, /healthz and /readyz (`127.0.0.1:0` picks a free port and logs it).
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// This agent's name: its pods' `clearml-agent-instance` label and its ClearML worker id. Two agents in one
+    /// namespace need different names; two replicas of one agent share it.
+    #[arg(long, env = "CLEARML_K8S_AGENT_INSTANCE", default_value = "clearml-k8s-agent")]
+    pub instance: String,
+    /// The Secret task pods read the ClearML credentials from; the agent creates or updates it at start-up.
+    /// Default: `<instance>-credentials`.
+    #[arg(long)]
+    pub credentials_secret: Option<String>,
+    /// Submissions in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub max_in_flight: usize,
+    /// Benchmarks only: submit the base pod as rendered, without any policy (not even template-overrides).
+    #[arg(long, hide = true)]
+    pub no_policies: bool,
+}
+
+/// The env-derived overrides of the values (a mounted Secret arrives as env).
+pub fn overrides_from_env() -> Overrides {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Overrides {
+        access_key: var("CLEARML_API_ACCESS_KEY"),
+        secret_key: var("CLEARML_API_SECRET_KEY"),
+        api_host: var("CLEARML_API_HOST"),
+    }
+}
+
+/// Load the values and compile the policies, or say what is wrong (exit 64).
+pub fn prepare(config: &std::path::Path) -> Result<Prepared, ExitCode> {
+    prepare_with(config, true)
+}
+
+fn prepare_with(config: &std::path::Path, with_policies: bool) -> Result<Prepared, ExitCode> {
+    let config = match AgentConfig::load(config, &overrides_from_env()).and_then(|c| c.validate_for_run().map(|()| c)) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let prepared = if with_policies {
+        Prepared::new(config, crate::cache::precompiled_dir())
+    } else {
+        Prepared::without_policies(config)
+    };
+    prepared.map_err(|err| {
+        eprintln!("error: {err}");
+        if err.is_config_error() {
+            ExitCode::from(EXIT_CONFIG)
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let prepared = match prepare_with(&args.config, !args.no_policies) {
+        Ok(prepared) => prepared,
+        Err(code) => return Ok(code),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let kube_config = kube::Config::infer().await.context("finding the Kubernetes cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let namespace = args.namespace.clone().unwrap_or_else(|| kube_config.default_namespace.clone());
+        let client = kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
+        let options = RunOptions {
+            namespace,
+            metrics_addr: args.metrics_addr,
+            credentials_secret: args
+                .credentials_secret
+                .clone()
+                .unwrap_or_else(|| format!("{}-credentials", args.instance)),
+            instance: args.instance.clone(),
+            max_in_flight: args.max_in_flight,
+        };
+        match agent::run::run(prepared, client, options, crate::signal::shutdown()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(err) if err.is_config_error() => {
+                eprintln!("error: {err}");
+                Ok(ExitCode::from(EXIT_CONFIG))
+            }
+            Err(err) => Err(err.into()),
+        }
+    })
+}
