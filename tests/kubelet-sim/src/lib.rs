@@ -24,7 +24,12 @@
 
 pub mod config;
 pub mod decide;
+pub mod env;
+pub mod events;
+pub mod in_pod;
+mod kube_io;
 mod pod_view;
+mod pull;
 pub mod quantity;
 pub mod schedule;
 pub mod sim;
@@ -33,7 +38,7 @@ mod status;
 mod test_support;
 
 pub use decide::{
-    Action, EXIT_CODE_ANNOTATION, NodeSpec, OUTCOME_ANNOTATION, Outcome, RUN_SECONDS_ANNOTATION,
-    SimConfig,
+    Action, Decision, EXIT_CODE_ANNOTATION, InPodAgent, KubeletView, NodeSpec, OUTCOME_ANNOTATION,
+    Outcome, Process, PullFailure, RUN_SECONDS_ANNOTATION, SimConfig, Stage, TASK_ID_LABEL,
 };
 pub use sim::{SimError, SimHandle, Simulator};
