@@ -51,26 +51,49 @@ struct Args {
 
 /// Every wait in a run gives up after this (keeps `just bench` bounded when something is broken).
 const PATIENCE: Duration = Duration::from_secs(300);
+/// A run whose pod count has not moved for this long is stuck: give up rather than wait out [`PATIENCE`].
+const STALL: Duration = Duration::from_secs(30);
 /// The policy chain every queue runs (the order BENCHMARKS.md calls "the default chain").
 const CHAIN: &str = "template-overrides → gpu-sizing → team-labels → guardrails";
 
+/// The driver says itself what goes wrong; kube's client logs every refused probe of the starting apiserver.
+const QUIET_LOGS: &str = "warn,kube_client=off";
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench-agent: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| QUIET_LOGS.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let load_start = load_average();
     let bench = Bench::start(args.clone()).await?;
     let with = bench.burst("policies", false).await?;
     let without = bench.burst("no-policies", true).await?;
     let plain = bench.plain_loop(&with.pods).await?;
     let idle = bench.idle_and_busy(with.rate).await?;
-    let report = report(&args, &with, &without, &plain, &idle);
+    let mut report = report(&args, &with, &without, &plain, &idle);
+    let _ = writeln!(
+        report,
+        "\nLoad average at the start / end: {load_start} / {} (2 vCPU shared with other work: figures move with it).",
+        load_average()
+    );
     print!("{report}");
     let path = args.out.join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
@@ -447,9 +470,11 @@ async fn enqueue_all(
     sent.into_iter().collect()
 }
 
-/// Wait until the watch has seen `n` pods; fail if the agent exits or [`PATIENCE`] runs out.
+/// Wait until the watch has seen `n` pods; fail if the agent exits, if no new pod appears for [`STALL`], or after
+/// [`PATIENCE`].
 async fn wait_pods(watch: &PodWatch, agent: &mut AgentProcess, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
+    let mut progress = (watch.count(), Instant::now());
     loop {
         // The watch signals each new pod; the timeout only lets the loop check the agent is still alive.
         if tokio::time::timeout(Duration::from_secs(1), watch.wait_for_count(n))
@@ -459,12 +484,21 @@ async fn wait_pods(watch: &PodWatch, agent: &mut AgentProcess, n: usize) -> anyh
             return Ok(());
         }
         agent.check_alive()?;
-        if Instant::now() >= deadline {
+        let seen = watch.count();
+        if seen != progress.0 {
+            progress = (seen, Instant::now());
+        }
+        let stalled = progress.1.elapsed() >= STALL;
+        if stalled || Instant::now() >= deadline {
             bail!(
-                "only {} of {n} pods after {PATIENCE:?}; agent log {}:\n{}",
-                watch.count(),
+                "only {seen} of {n} pods after {}; agent log {}:\n{}",
+                if stalled {
+                    format!("no new pod for {STALL:?}")
+                } else {
+                    format!("{PATIENCE:?}")
+                },
                 agent.log_path().display(),
-                agent.log_tail(20)
+                agent.log_tail(10)
             );
         }
     }
@@ -701,6 +735,14 @@ fn report(args: &Args, with: &Burst, without: &Burst, plain: &Plain, idle: &Idle
         let _ = writeln!(r, "| {target} | {measured} | {} |", met(ok));
     }
     r
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// `endpoint n, ...` with counts divided by `per`.

@@ -41,13 +41,18 @@ struct Args {
 const NAMESPACE: &str = "clearml-demo";
 const PROJECT: &str = "Demo/Computer Vision";
 
+/// The driver says itself what goes wrong; kube's client logs every refused probe of the starting apiserver.
+const QUIET_LOGS: &str = "warn,kube_client=off";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| QUIET_LOGS.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Args::parse()).await {
         Ok(true) => ExitCode::SUCCESS,
@@ -158,7 +163,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
 
     step("waiting for every task to finish (pods run 2 s in kubelet-sim)");
-    let finals = wait_final(&clearml, &ids, Duration::from_secs(args.patience)).await?;
+    let finals = match wait_final(&clearml, &ids, Duration::from_secs(args.patience)).await {
+        Ok(finals) => finals,
+        Err(err) => bail!(
+            "{err:#}\nthe agent's log ({}) ends with:\n{}",
+            agent.log_path().display(),
+            agent.log_tail(6)
+        ),
+    };
 
     let rows: Vec<Row> = tasks
         .iter()
