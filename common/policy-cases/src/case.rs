@@ -312,7 +312,7 @@ pub fn judge(case: &Case, first: &Outcome, second: &Outcome, bless: bool) -> Ver
             )
         }
         (Expected::Nothing, _) => format!(
-            "no expected.yaml or expected-error.txt; bless (BLESS=1) to record the current result, {}",
+            "no expected.yaml or expected-error.txt; bless it (`BLESS=1`, or `policy test --bless`) to record {}",
             describe(first)
         ),
     })
