@@ -4,7 +4,8 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-cache := env_var_or_default("CLEARML_K8S_AGENT_CACHE", env_var("HOME") / ".cache/clearml-k8s-agent")
+# The cache root rule lives in scripts/cache-root.sh (the Rust side: host/cache-paths; a test checks they agree).
+cache := `scripts/cache-root.sh`
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", cache / "target")
 # Guest (wasm32-wasip2) workspaces share their own target dir so plugin builds never invalidate host artifacts.
 export WASM_TARGET_DIR := env_var_or_default("WASM_TARGET_DIR", cache / "wasm-target")
