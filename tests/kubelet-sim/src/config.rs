@@ -160,6 +160,9 @@ pub struct InPodAgent {
     /// How often a running task's status is read to notice an abort (the real agent: every 5 s,
     /// `CLEARML_AGENT_QUEUE_POLL_FREQ_SEC`).
     pub abort_poll: Duration,
+    /// How often the running agent sends `workers.status_report` for its task (the real agent's resource monitor;
+    /// the server sees from it that a worker runs the task, so an abort becomes `stopping` for it to act on).
+    pub status_report: Duration,
     /// Retries of transient ClearML failures per call (a container's agent retries too).
     pub max_retries: usize,
 }
@@ -168,6 +171,7 @@ impl Default for InPodAgent {
     fn default() -> Self {
         Self {
             abort_poll: Duration::from_secs(5),
+            status_report: Duration::from_secs(30),
             max_retries: 5,
         }
     }

@@ -6,7 +6,7 @@
 
 use k8s_openapi::{
     api::core::v1::{Container, Event, EventSource, ObjectReference, Pod},
-    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
     jiff::Timestamp,
 };
 
@@ -225,7 +225,9 @@ pub fn event_object(pod: &Pod, event: &PodEvent, index: usize, now: Timestamp) -
         reporting_instance: Some(host.unwrap_or_else(|| component.to_owned())),
         first_timestamp: Some(Time(now)),
         last_timestamp: Some(Time(now)),
-        event_time: Some(MicroTime(now)),
+        // Set, eventTime makes the apiserver validate the event as events.k8s.io-style (action required); the
+        // kubelet's and scheduler's recorders write core/v1 events with first/lastTimestamp and count instead.
+        event_time: None,
         count: Some(1),
         action: None,
         related: None,

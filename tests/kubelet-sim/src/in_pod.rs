@@ -9,7 +9,9 @@
 //! 2. `tasks.dequeue {task, new_status: in_progress}`; with `--require-queue` a task that was not queued (an error,
 //!    or `updated: 0`) ends the process with exit 1 and no other call ("Execution required enqueued task").
 //! 3. `tasks.started` (forced, `status_reason: "starting execution soon"`).
-//! 4. While the task runs, read its status every [`InPodAgent::abort_poll`]: `in_progress` with `stopping` in the
+//! 4. Report the worker running the task (`workers.status_report` with `task`, then every
+//!    [`InPodAgent::status_report`]), so the server turns an abort into `stopping` for this worker to act on.
+//!    While the task runs, read its status every [`InPodAgent::abort_poll`]: `in_progress` with `stopping` in the
 //!    status message → `tasks.stopped` (`"task was stopped by tasks.stop"`) and exit 0; a status changed under it
 //!    (`stopped`, `failed`, `closed`, `published`, `queued`, or `created` four times running) → exit 0 with no call.
 //! 5. When the task's work ends: exit 0 → `tasks.completed` (`"worker execution done"`); else `tasks.failed` with
@@ -17,12 +19,15 @@
 //!    container then exits with the task's code (as with `CLEARML_AGENT_PROPAGATE_EXITCODE=1`; without it the stock
 //!    agent exits 0 after reporting, which would hide the code from the pod).
 //!
-//! A process killed by the kubelet (OOM, eviction, preemption, deletion) reports nothing, as a killed container
+//!
+//! It unregisters its worker when it exits. A process killed by the kubelet (OOM, eviction, preemption, deletion) reports nothing, as a killed container
 //! could not. A `hang` pod's process never reads the task's status (a wedged container).
 
 use std::collections::BTreeMap;
 
-use clearml_api::{Client, ClientConfig, Dequeue, RetryPolicy, StatusChange, TaskStatus, codes};
+use clearml_api::{
+    Client, ClientConfig, Dequeue, RetryPolicy, StatusChange, StatusReport, TaskStatus, codes,
+};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
@@ -259,12 +264,44 @@ async fn run(launch: &Launch, finish: oneshot::Receiver<i32>, working: impl FnOn
         return fail("tasks.started failed", &e);
     }
     tracing::info!(task_id = %task, "in-pod agent: task dequeued and started");
+    report_worker(&client, &launch.worker, task).await;
     working();
+    let code = follow(&client, launch, finish).await;
+    if let Err(e) = client.workers_unregister(&launch.worker).await {
+        tracing::debug!(task_id = %task, error = %e, "in-pod agent: workers.unregister failed");
+    }
+    code
+}
+
+/// `workers.status_report` naming the task (the resource monitor's report); a failure is only logged.
+async fn report_worker(client: &Client, worker: &str, task: &str) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let report = StatusReport {
+        worker: worker.to_owned(),
+        timestamp: now_ms,
+        task: Some(task.to_owned()),
+        ..StatusReport::default()
+    };
+    if let Err(e) = client.workers_status_report(&report).await {
+        tracing::debug!(task_id = %task, error = %e, "in-pod agent: workers.status_report failed");
+    }
+}
+
+/// Run the started task until told to finish (report the end) or aborted; returns the exit code.
+async fn follow(client: &Client, launch: &Launch, finish: oneshot::Receiver<i32>) -> i32 {
+    let task = launch.task_id.as_str();
     let change_message = format!("Changed by clearml-agent {}", launch.worker);
     let mut finish = std::pin::pin!(finish);
     let mut resets = 0;
+    let mut reports = tokio::time::interval(launch.settings.status_report);
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate, and the first report was just sent.
+    reports.tick().await;
     loop {
         tokio::select! {
+            _ = reports.tick() => report_worker(client, &launch.worker, task).await,
             code = &mut finish => {
                 // A dropped sender means the loop is gone with the pod; the process is killed with it anyway.
                 let Ok(code) = code else { return 0 };
