@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", .path.display())]
     Read {
         /// The file named on the command line.
         path: PathBuf,
@@ -17,7 +17,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Any other error, with the file it was found in.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", .path.display())]
     InFile {
         /// The file named on the command line.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum ConfigError {
         problem: String,
     },
     /// A key the values shape does not have.
-    #[error("{path}: unknown key ({})", unknown_key_hint(suggestion.as_deref(), known))]
+    #[error("{path}: unknown key ({})", unknown_key_hint(.suggestion.as_deref(), .known))]
     UnknownKey {
         /// Full path of the key, e.g. `agentk8sglue.queues.red.templateOverides`.
         path: String,
@@ -71,7 +71,9 @@ pub enum ConfigError {
         problem: String,
     },
     /// One setting given under both its names (the renamed Enterprise chart's and the original).
-    #[error("{first} and {second} are both set: they are the same setting under the chart's two names; keep one")]
+    #[error(
+        "{first} and {second} are both set: they are the same setting under the chart's two names; keep one"
+    )]
     BothSet {
         /// The original chart's name, e.g. `clearml.agentk8sglueKey`.
         first: String,
@@ -109,7 +111,7 @@ pub enum ConfigError {
         second: String,
     },
     /// A `policies` entry names a plugin that is neither a default plugin nor in `agentk8sglue.plugins`.
-    #[error("{path}: unknown plugin `{name}` ({})", unknown_plugin_hint(suggestion.as_deref(), available))]
+    #[error("{path}: unknown plugin `{name}` ({})", unknown_plugin_hint(.suggestion.as_deref(), .available))]
     UnknownPlugin {
         /// Full path of the `plugin` value.
         path: String,
@@ -122,7 +124,7 @@ pub enum ConfigError {
     },
     /// [`AgentConfig::validate_for_run`](super::AgentConfig::validate_for_run): values that parse but cannot be
     /// used to connect (placeholders left from the documentation, URLs that are not http(s)).
-    #[error("the configuration cannot be used to connect:{}", bullet_list(problems))]
+    #[error("the configuration cannot be used to connect:{}", bullet_list(.problems))]
     NotUsable {
         /// One line per problem, each naming its key.
         problems: Vec<String>,
