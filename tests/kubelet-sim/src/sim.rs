@@ -317,6 +317,13 @@ impl LoopState {
         let name = pod.name_any();
         let namespace = pod.namespace().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        if !matches!(
+            action,
+            Action::None | Action::RequeueAfter(_) | Action::FinishProcess(_)
+        ) {
+            // Before the write, so whoever sees the new pod state also finds the events that explain it.
+            kube_io::create_events(&self.client, pod, &decision.events).await;
+        }
         let result = match action {
             Action::None => return,
             Action::RequeueAfter(delay) => {
@@ -357,7 +364,6 @@ impl LoopState {
             Ok(()) => {
                 tracing::info!(pod = %name, namespace = %namespace, action = %describe(action), "acted");
                 self.acted.insert(uid.clone(), rv);
-                kube_io::create_events(&self.client, pod, &decision.events).await;
                 if let Some(watch_aborts) = decision.start_process {
                     self.start_process(pod, uid, pod_env, watch_aborts);
                 }

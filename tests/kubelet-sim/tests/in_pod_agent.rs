@@ -194,16 +194,16 @@ fn terminated(pod: &Pod) -> (i32, String) {
     let t = pod
         .status
         .as_ref()
-        .unwrap()
-        .container_statuses
-        .as_ref()
-        .unwrap()[0]
-        .state
-        .as_ref()
-        .unwrap()
-        .terminated
-        .clone()
-        .unwrap();
+        .and_then(|s| {
+            s.container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .terminated
+                .clone()
+        })
+        .expect("the task container terminated");
     (t.exit_code, t.reason.unwrap_or_default())
 }
 
