@@ -351,6 +351,47 @@ fn a_corrupted_cache_entry_is_recompiled_not_loaded() {
 }
 
 #[test]
+fn the_cache_is_owner_only_and_refuses_what_others_could_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("nested/precompiled");
+    let engine = PolicyEngine::new(EngineConfig::with_cache_dir(Some(dir.clone()))).unwrap();
+    assert_eq!(mode(&dir), 0o700, "a new cache directory is owner-only");
+    let bytes = component("rust-policy-template");
+    engine.load("p", &bytes, None, Limits::default()).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!entries.is_empty());
+    for entry in &entries {
+        assert_eq!(mode(entry), 0o600, "{}", entry.display());
+    }
+
+    // An entry others could have replaced is recompiled, never loaded (and rewritten owner-only).
+    for entry in &entries {
+        std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let reloaded = engine.load("p", &bytes, None, Limits::default()).unwrap();
+    assert_eq!(reloaded.load_stats().outcome, CacheOutcome::Recompiled);
+    for entry in &entries {
+        assert_eq!(mode(entry), 0o600, "{}", entry.display());
+    }
+
+    // A directory others can write is refused outright.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = PolicyEngine::new(EngineConfig::with_cache_dir(Some(dir.clone())))
+        .err()
+        .expect("a world-writable cache is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("refusing the policy cache") && text.contains("mode 777"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_failing_step_names_its_policy_and_stops_the_chain() {
     let chain = PolicyChain::new(vec![
         ChainStep {
