@@ -78,7 +78,7 @@ fn env_overrides_win_and_empty_env_is_unset() {
 }
 
 #[test]
-fn missing_server_and_credentials_are_named_plainly() {
+fn missing_values_and_whole_file_problems_are_named_plainly() {
     let cases = [
         (
             "missing-api-server-url",
@@ -114,6 +114,16 @@ fn missing_server_and_credentials_are_named_plainly() {
         ),
         ("empty-file", String::new(), Overrides::default()),
         ("not-a-map", "- a\n- b\n".to_owned(), Overrides::default()),
+        (
+            "duplicate-key",
+            format!("{MINIMAL}  queues:\n    other: {{}}\n"),
+            Overrides::default(),
+        ),
+        (
+            "misspelt-root",
+            MINIMAL.replace("agentk8sglue:\n", "agentk8sglu:\n"),
+            Overrides::default(),
+        ),
         (
             "two-documents",
             format!("{MINIMAL}---\n{MINIMAL}"),
