@@ -92,11 +92,14 @@ pub enum ConfigError {
     },
     /// `queues` is empty or absent.
     #[error(
-        "{path}: no queues configured; list the ClearML queues to serve, e.g. `queues: {{default: {{templateOverrides: {{}}}}}}`"
+        "{path}: no queues configured; list the ClearML queues to serve, e.g. `queues: {{default: {{templateOverrides: {{}}}}}}`{}",
+        if *.oss_queue_given { " (the OSS chart's single `queue` key is not read)" } else { "" }
     )]
     NoQueues {
         /// `agentk8sglue.queues` (or the alias).
         path: String,
+        /// The OSS chart's `agentk8sglue.queue` is set: the user is migrating from that chart.
+        oss_queue_given: bool,
     },
     /// Two queue keys that ClearML resolves to the same queue.
     #[error(

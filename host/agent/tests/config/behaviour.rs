@@ -113,6 +113,14 @@ fn missing_values_and_whole_file_problems_are_named_plainly() {
             Overrides::default(),
         ),
         ("empty-file", String::new(), Overrides::default()),
+        (
+            "oss-chart-single-queue",
+            MINIMAL.replace(
+                "  queues:\n    default: {}\n",
+                "  queue: default\n  createQueueIfNotExists: true\n",
+            ),
+            Overrides::default(),
+        ),
         ("not-a-map", "- a\n- b\n".to_owned(), Overrides::default()),
         (
             "duplicate-key",
