@@ -141,8 +141,11 @@ fn missing_values_and_whole_file_problems_are_named_plainly() {
     let results = cases
         .into_iter()
         .map(|(name, text, overrides)| {
-            let message = match AgentConfig::from_yaml(&text, &overrides) {
-                Ok(_) => "unexpectedly loaded\n".to_owned(),
+            // What `run` does: parse, then check the config can run.
+            let checked = AgentConfig::from_yaml(&text, &overrides)
+                .and_then(|config| config.validate_for_run());
+            let message = match checked {
+                Ok(()) => "unexpectedly usable\n".to_owned(),
                 Err(e) => format!("{e}\n"),
             };
             golden::compare(&format!("errors/{name}.txt"), &message)
@@ -410,7 +413,7 @@ fn validate_for_run_refuses_the_pages_placeholders() {
     let config = AgentConfig::from_yaml(MINIMAL, &bad_env).unwrap();
     assert_eq!(
         config.validate_for_run().unwrap_err().to_string(),
-        "the configuration cannot be used to connect:\n  - env CLEARML_API_HOST: `clearml-apiserver:8008` is not \
+        "the configuration cannot be used to run the agent:\n  - env CLEARML_API_HOST: `clearml-apiserver:8008` is not \
          an http(s) URL; expected e.g. http://clearml-apiserver:8008"
     );
 }
