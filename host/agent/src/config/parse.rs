@@ -469,10 +469,13 @@ fn policies(
             value: item,
         };
         let entry = Map::strict(Some(node), &item_path, &keys::POLICY, ignored)?;
-        let plugin_node = entry.get("plugin").ok_or_else(|| ConfigError::InvalidValue {
-            path: item_path.clone(),
-            problem: "`plugin` is required (a default plugin's name or a key of agentk8sglue.plugins)".to_owned(),
-        })?;
+        let plugin_node = entry
+            .get("plugin")
+            .ok_or_else(|| ConfigError::InvalidValue {
+                path: item_path.clone(),
+                problem: "`plugin` is required (a default plugin's name or a key of `plugins`)"
+                    .to_owned(),
+            })?;
         let plugin = plugin_node.non_empty_string()?;
         if default_plugins::get(plugin).is_none() && !plugins.contains_key(plugin) {
             // Pushed one by one: `&'static str` items shorten to the plugins map's lifetime only on a push.

@@ -256,8 +256,7 @@ fn policies_and_extra_plugins_are_bound_by_name() {
         error(&format!(
             "{MINIMAL}    gpu:\n      policies: [{{config: {{}}}}]\n"
         )),
-        "agentk8sglue.queues.gpu.policies[0]: `plugin` is required (a default plugin's name or a key of \
-         agentk8sglue.plugins)"
+        "agentk8sglue.queues.gpu.policies[0]: `plugin` is required (a default plugin's name or a key of `plugins`)"
     );
 }
 
