@@ -416,3 +416,80 @@ fn validate_for_run_refuses_the_pages_placeholders() {
          an http(s) URL; expected e.g. http://clearml-apiserver:8008"
     );
 }
+
+/// The OSS `clearml-agent` chart's values shape (its keys with empty defaults), plus the Enterprise `queues`: a user
+/// moving from that chart keeps their file and adds queues.
+#[test]
+fn the_oss_charts_values_shape_loads_with_queues_added() {
+    let text = "
+global: {imageRegistry: docker.io}
+imageCredentials: {enabled: false, existingSecret: '', registry: docker.io, username: u, password: p, email: e}
+clearml:
+  existingAgentk8sglueSecret: ''
+  agentk8sglueKey: K
+  agentk8sglueSecret: S
+  existingClearmlConfigSecret: ''
+  clearmlConfig: 'sdk {}'
+agentk8sglue:
+  image: {registry: '', repository: allegroai/clearml-agent-k8s-base, tag: '1'}
+  replicaCount: 1
+  resources: {}
+  initContainers: {resources: {}}
+  serviceAccountAnnotations: {}
+  serviceExistingAccountName: ''
+  clearmlcheckCertificate: true
+  apiServerUrlReference: https://api.example.com
+  fileServerUrlReference: https://files.example.com
+  webServerUrlReference: https://app.example.com
+  defaultContainerImage: ubuntu:24.04
+  queue: default
+  createQueueIfNotExists: false
+  labels: {}
+  annotations: {}
+  extraEnvs: []
+  podSecurityContext: {}
+  containerSecurityContext: {}
+  additionalClusterRoleBindings: []
+  additionalRoleBindings: []
+  nodeSelector: {}
+  tolerations: []
+  affinity: {}
+  volumes: []
+  volumeMounts: []
+  fileMounts: []
+  basePodTemplate:
+    labels: {}
+    annotations: {}
+    initContainers: []
+    schedulerName: ''
+    volumes: []
+    volumeMounts: []
+    fileMounts: []
+    env: []
+    resources: {}
+    priorityClassName: ''
+    nodeSelector: {}
+    tolerations: []
+    affinity: {}
+    podSecurityContext: {}
+    containerSecurityContext: {}
+    hostAliases: []
+  queues:
+    default: {}
+sessions: {portModeEnabled: false, svcType: NodePort, externalIP: 0.0.0.0, startingPort: 30000, maxServices: 20}
+";
+    let config = load(text).unwrap();
+    assert!(config.validate_for_run().is_ok());
+    assert_eq!(config.queues.len(), 1);
+    let ignored: Vec<&str> = config.ignored_keys.iter().map(String::as_str).collect();
+    assert_eq!(ignored[..3], ["global", "imageCredentials", "sessions"]);
+    assert!(ignored.contains(&"agentk8sglue.queue"), "{ignored:?}");
+    assert!(
+        ignored.contains(&"agentk8sglue.basePodTemplate.fileMounts"),
+        "{ignored:?}"
+    );
+    assert!(
+        !ignored.iter().any(|k| k.contains("agentk8sglueKey")),
+        "{ignored:?}"
+    );
+}
