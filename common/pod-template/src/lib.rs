@@ -54,6 +54,8 @@
 //! - `template`: [`Template`]: parsing and normalising (the errors that name a key's path).
 //! - `merge`: [`apply`], [`deep_merge`], [`merge_templates`]: rendering onto a pod, keeping what the agent owns.
 
+#![warn(missing_docs, clippy::disallowed_methods)]
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

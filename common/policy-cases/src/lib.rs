@@ -22,6 +22,8 @@
 //! kinds. Blessing (`BLESS=1`, or a runner's `--bless`) rewrites the expectation from what the policy did, and is
 //! refused when `CI` is set: a CI run must check the expectations, never write them.
 
+#![warn(missing_docs, clippy::disallowed_methods)]
+
 mod bless;
 mod case;
 mod expected;

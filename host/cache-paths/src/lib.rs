@@ -10,6 +10,8 @@
 //! passing [`process_env`] as the lookup. Every function here takes the lookup, so tests pass a map instead of
 //! changing the process environment.
 
+#![warn(missing_docs, clippy::disallowed_methods)]
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 

@@ -11,49 +11,88 @@ pub enum LoadError {
     /// The component's sha256 is not the one it was pinned to.
     #[error("policy `{policy}`: sha256 mismatch: pinned {expected}, component is {actual}")]
     DigestMismatch {
+        /// The policy, by name.
         policy: String,
+        /// The pinned digest.
         expected: String,
+        /// The component's digest.
         actual: String,
     },
     /// The pinned digest is not a sha256 in hex.
     #[error("policy `{policy}`: pinned sha256 `{value}` is not 64 hex characters")]
-    BadDigest { policy: String, value: String },
+    BadDigest {
+        /// The policy, by name.
+        policy: String,
+        /// What was given.
+        value: String,
+    },
     /// The bytes are not a WebAssembly component (a core module, garbage, a truncated file).
     #[error("policy `{policy}`: not a WebAssembly component: {reason}")]
-    NotAComponent { policy: String, reason: String },
+    NotAComponent {
+        /// The policy, by name.
+        policy: String,
+        /// Why, as wasmtime or the parser says it.
+        reason: String,
+    },
     /// The component imports something outside the allow-list.
     #[error(
         "policy `{policy}`: imports `{import}`, which this host does not provide \
          (a policy may import only WASI 0.2 interfaces and `clearml:queue-policy/host`)"
     )]
-    ForbiddenImport { policy: String, import: String },
+    ForbiddenImport {
+        /// The policy, by name.
+        policy: String,
+        /// The refused import.
+        import: String,
+    },
     /// The component does not implement the queue-policy world at all.
     #[error(
         "policy `{policy}`: does not export `clearml:queue-policy/policy` (it exports: {exports}); \
          build it for the `queue-policy` world in wit/"
     )]
-    MissingExport { policy: String, exports: String },
+    MissingExport {
+        /// The policy, by name.
+        policy: String,
+        /// What the component exports instead.
+        exports: String,
+    },
     /// The component implements another, incompatible version of the world.
     #[error(
         "policy `{policy}`: built against clearml:queue-policy@{found}, this host serves @{supported}; \
          rebuild it against wit/{supported}"
     )]
     IncompatibleVersion {
+        /// The policy, by name.
         policy: String,
+        /// The version the component was built against.
         found: String,
+        /// The version this host serves.
         supported: String,
     },
     /// Cranelift could not compile the component.
     #[error("policy `{policy}`: compiling failed: {reason}")]
-    Compile { policy: String, reason: String },
+    Compile {
+        /// The policy, by name.
+        policy: String,
+        /// Why, as wasmtime or the parser says it.
+        reason: String,
+    },
     /// The component's imports or exports do not type-check against this host's world.
     #[error("policy `{policy}`: cannot be linked against this host: {reason}")]
-    Link { policy: String, reason: String },
+    Link {
+        /// The policy, by name.
+        policy: String,
+        /// Why, as wasmtime or the parser says it.
+        reason: String,
+    },
     /// Reading the component file failed.
     #[error("policy `{policy}`: cannot read {}: {source}", path.display())]
     Read {
+        /// The policy, by name.
         policy: String,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -120,10 +159,18 @@ pub enum EvalErrorKind {
     Internal(String),
     /// The evaluation ran past its deadline and was interrupted.
     #[error("timed out: still running after {} ms (limit {} ms)", elapsed.as_millis(), limit.as_millis())]
-    Timeout { limit: Duration, elapsed: Duration },
+    Timeout {
+        /// The configured timeout.
+        limit: Duration,
+        /// How long it ran.
+        elapsed: Duration,
+    },
     /// The policy tried to grow its memory past the cap.
     #[error("exceeded its memory limit of {} MiB", limit_bytes / (1024 * 1024))]
-    MemoryLimit { limit_bytes: usize },
+    MemoryLimit {
+        /// The configured cap.
+        limit_bytes: usize,
+    },
     /// The policy trapped (a panic, `unreachable`, an out-of-bounds access, ...).
     #[error("trapped: {0}")]
     Trap(String),

@@ -20,6 +20,8 @@
 //! Evaluation is synchronous and CPU-bound; async callers use [`PolicyEngine::run_blocking`], which runs it off the
 //! reactor under a concurrency limit.
 
+#![warn(missing_docs, clippy::disallowed_methods)]
+
 pub mod bench;
 mod bindings;
 pub mod cache;

@@ -17,10 +17,20 @@ pub enum PodError {
     #[error(
         "expected apiVersion `v1` and kind `Pod`, got apiVersion {api_version} and kind {kind}"
     )]
-    WrongKind { api_version: String, kind: String },
+    WrongKind {
+        /// The `apiVersion` given.
+        api_version: String,
+        /// The `kind` given.
+        kind: String,
+    },
     /// A field has the wrong type or value.
     #[error("at `{path}`: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// Where in the pod.
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
     /// A field the Pod schema does not have.
     #[error("unknown field `{0}`")]
     UnknownField(String),

@@ -7,6 +7,8 @@
 //! `clearml:queue-policy@0.1.0` world (only on `wasm32`), and the `testing` feature runs a plugin's golden
 //! `cases/` natively, the same files the host's `policy test` harness runs against the built component.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -41,9 +43,13 @@ impl std::error::Error for PolicyError {}
 /// Severity of a log line; mirrors the WIT `log-level` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Detail for whoever debugs the policy.
     Debug,
+    /// A decision worth recording (a label set, a value clamped).
     Info,
+    /// Something the operator should look at.
     Warn,
+    /// The policy failed.
     Error,
 }
 
@@ -66,13 +72,21 @@ impl Logger for VecLogger {
 /// What the host knows about the task; a plain mirror of the WIT `task` record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Task {
+    /// ClearML task id.
     pub id: String,
+    /// Task name.
     pub name: String,
+    /// Project name, when known.
     pub project: Option<String>,
+    /// Owner, when known.
     pub user: Option<String>,
+    /// Queue id the task was pulled from.
     pub queue_id: String,
+    /// Queue name (the key under `agentk8sglue.queues`).
     pub queue_name: String,
+    /// Tags and system tags.
     pub tags: Vec<String>,
+    /// Requested container image.
     pub image: Option<String>,
     /// `"<section>/<name>" -> value`, in the host's order.
     pub properties: Vec<(String, String)>,

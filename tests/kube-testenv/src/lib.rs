@@ -23,6 +23,8 @@
 //!
 //! Binaries are built by `tests/testenv/build.sh` (`just testenv-build`); see `tests/testenv/README.md`.
 
+#![warn(missing_docs, clippy::disallowed_methods)]
+
 pub mod bins;
 pub mod control_plane;
 pub mod detached;

@@ -16,6 +16,8 @@
 //! `<kind>: <text>`) is `policy-cases`', the same for every runner. For one-off checks, [`PolicyUnderTest`]
 //! evaluates a single pod/task/config and returns the output pod or the typed error.
 
+#![warn(missing_docs, clippy::disallowed_methods)]
+
 use std::path::Path;
 use std::process::ExitCode;
 
