@@ -2,6 +2,9 @@
 //! mapped onto a Kubernetes `v1/Pod`. Compiles for the host and for `wasm32-wasip2` (the template-overrides plugin),
 //! so the agent's base render and a queue's overrides go through the same code.
 //!
+//! Ships, in two places: the agent links it (the pipeline's render stage: clearml-api → **pod-template** →
+//! policy-runtime → agent → cli) and so does the `template-overrides` plugin, which is why it lives in `common/`.
+//!
 //! # Start here
 //! - [`Template::from_value`] parses and normalises a template (`deny_unknown_fields`, camelCase; errors name the
 //!   key and its path). [`Template`] also implements `Deserialize`, for embedding in a config struct.

@@ -4,6 +4,9 @@
 //! such components and runs them safely and fast; the agent, the CLI harness and plugin authors' tests all go
 //! through it.
 //!
+//! Ships: the pipeline's policy stage (clearml-api → pod-template → **policy-runtime** → agent → cli). The golden-case
+//! harness and `policy bench` in here serve the CLI's `policy` commands and authors' tests.
+//!
 //! ## Start here
 //! 1. [`PolicyEngine`] — one per process. Owns the wasmtime engines (epoch interruption, pooling allocator), the
 //!    linker (WASI p2 with an empty context + the `host` interface) and the on-disk cache of precompiled components.

@@ -1,5 +1,9 @@
 //! In-memory emulator of the ClearML REST API, for tests, the demo and local policy development.
 //!
+//! A test double, not part of the pipeline (clearml-api → pod-template → policy-runtime → agent → cli): it stands in
+//! for the ClearML server that `clearml-api` talks to. The binary serves it as `clearml-k8s-agent emulator` for the
+//! demo and for trying policies locally; the agent never uses it.
+//!
 //! No real ClearML server runs on our machines (it needs MongoDB and Elasticsearch), so this crate serves the subset
 //! of the API that the agent, the official `clearml` SDK and the `clearml-agent` k8s glue call, with the same
 //! envelope, auth flow (Basic → HS256 JWT), result codes, task state machine and queue semantics

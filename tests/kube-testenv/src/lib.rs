@@ -1,5 +1,8 @@
 //! Test support: a real kube-apiserver + etcd, built from Go modules (`tests/testenv`), started for a test run.
 //!
+//! A test double (not shipped; `kube-testenv up` also serves the demo): the real control plane the agent submits
+//! to in end-to-end tests, where the pipeline (clearml-api → pod-template → policy-runtime → agent → cli) ends.
+//!
 //! # Start here
 //! In an integration test:
 //! ```no_run

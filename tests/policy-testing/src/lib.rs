@@ -1,10 +1,11 @@
 //! # policy-testing: golden cases in your own `cargo test`
 //!
-//! Plugin authors add this crate as a dev-dependency of a small host-side test crate and assert their cases with
-//! the very runtime the agent uses (same limits, same strict Pod check, same determinism check):
+//! An authoring tool, not shipped: it wraps policy-runtime (the pipeline's policy stage: clearml-api → pod-template →
+//! policy-runtime → agent → cli) for a policy author's tests.
 //!
-//! A test and authoring tool (not shipped): it puts the agent's runtime (policy-runtime) under an author's
-//! `cargo test`. Each case as its own test, in a test target with `harness = false`:
+//! Plugin authors add this crate as a dev-dependency of a small host-side test crate and assert their cases with
+//! the very runtime the agent uses (same limits, same strict Pod check, same determinism check). Each case as its
+//! own test, in a test target with `harness = false`:
 //! ```no_run
 //! // tests/golden.rs, with `[[test]] name = "golden" harness = false` in Cargo.toml
 //! fn main() -> std::process::ExitCode {
