@@ -13,7 +13,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 
 use crate::config::Credentials;
-use crate::render::{Identity, LABEL_INSTANCE, LABEL_QUEUE_ID, LABEL_TASK_ID, SECRET_ACCESS_KEY, SECRET_SECRET_KEY};
+use crate::render::{
+    Identity, LABEL_INSTANCE, LABEL_QUEUE_ID, LABEL_TASK_ID, SECRET_ACCESS_KEY, SECRET_SECRET_KEY,
+};
 
 /// Field manager for the agent's server-side applies.
 const FIELD_MANAGER: &str = "clearml-k8s-agent";
@@ -77,7 +79,9 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     secrets
         .iter()
         .filter(|s| s.len() >= 4)
-        .fold(text.to_string(), |acc, secret| acc.replace(secret, "<redacted>"))
+        .fold(text.to_string(), |acc, secret| {
+            acc.replace(secret, "<redacted>")
+        })
 }
 
 /// Create or update the Secret task pods read their ClearML credentials from (server-side apply, so a restart or a
@@ -92,12 +96,21 @@ pub async fn ensure_credentials_secret(
         metadata: ObjectMeta {
             name: Some(identity.credentials_secret.clone()),
             namespace: Some(identity.namespace.clone()),
-            labels: Some(BTreeMap::from([(LABEL_INSTANCE.to_string(), identity.instance.clone())])),
+            labels: Some(BTreeMap::from([(
+                LABEL_INSTANCE.to_string(),
+                identity.instance.clone(),
+            )])),
             ..ObjectMeta::default()
         },
         string_data: Some(BTreeMap::from([
-            (SECRET_ACCESS_KEY.to_string(), credentials.access_key.expose().to_string()),
-            (SECRET_SECRET_KEY.to_string(), credentials.secret_key.expose().to_string()),
+            (
+                SECRET_ACCESS_KEY.to_string(),
+                credentials.access_key.expose().to_string(),
+            ),
+            (
+                SECRET_SECRET_KEY.to_string(),
+                credentials.secret_key.expose().to_string(),
+            ),
         ])),
         type_: Some("Opaque".to_string()),
         ..Secret::default()
@@ -131,21 +144,28 @@ pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<C
     match api.create(&PostParams::default(), pod).await {
         Ok(_) => Ok(Created::New),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = api.get_opt(&name).await.map_err(|e| transient(&name, &e, secrets))?;
-            let labels = existing
-                .and_then(|p| p.metadata.labels)
-                .unwrap_or_default();
-            let want = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_TASK_ID));
+            let existing = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| transient(&name, &e, secrets))?;
+            let labels = existing.and_then(|p| p.metadata.labels).unwrap_or_default();
+            let want = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_TASK_ID));
             if want.is_some() && labels.get(LABEL_TASK_ID) == want {
                 Ok(Created::Adopted)
             } else {
                 Err(KubeError::Conflict { pod: name, labels })
             }
         }
-        Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => Err(KubeError::Transient {
-            pod: name,
-            message: redact(&status.message, secrets),
-        }),
+        Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {
+            Err(KubeError::Transient {
+                pod: name,
+                message: redact(&status.message, secrets),
+            })
+        }
         Err(kube::Error::Api(status)) => Err(KubeError::Refused {
             pod: name,
             message: redact(&status.message, secrets),
@@ -200,7 +220,10 @@ impl PodTracker {
     pub fn watch(
         api: Api<Pod>,
         instance: &str,
-    ) -> (Self, impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static) {
+    ) -> (
+        Self,
+        impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
+    ) {
         let (store, writer) = reflector::store();
         let config = watcher::Config::default().labels(&format!("{LABEL_INSTANCE}={instance}"));
         let changed = Arc::new(Notify::new());
@@ -266,7 +289,12 @@ impl PodTracker {
         let mut counts = Counts::default();
         for pod in pods.iter().filter(|p| is_active(p)) {
             counts.total += 1;
-            if let Some(queue) = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_QUEUE_ID)) {
+            if let Some(queue) = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_QUEUE_ID))
+            {
                 *counts.per_queue.entry(queue.clone()).or_default() += 1;
             }
         }
@@ -296,9 +324,13 @@ mod tests {
 
     #[test]
     fn redaction_replaces_every_secret() {
-        let text = "pod env CLEARML_API_SECRET_KEY=s3cr3t-value and again s3cr3t-value, key AKEY1234";
+        let text =
+            "pod env CLEARML_API_SECRET_KEY=s3cr3t-value and again s3cr3t-value, key AKEY1234";
         let out = redact(text, &["s3cr3t-value", "AKEY1234", ""]);
-        assert_eq!(out, "pod env CLEARML_API_SECRET_KEY=<redacted> and again <redacted>, key <redacted>");
+        assert_eq!(
+            out,
+            "pod env CLEARML_API_SECRET_KEY=<redacted> and again <redacted>, key <redacted>"
+        );
     }
 
     #[test]

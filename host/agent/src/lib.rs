@@ -17,6 +17,7 @@ pub mod config;
 pub mod dispatch;
 pub mod guard;
 pub mod kube;
+pub mod lifecycle;
 pub mod metrics;
 pub mod policies;
 pub mod render;

@@ -87,11 +87,13 @@ impl PolicySet {
                         .map_err(load_error)?
                 }
                 None => {
-                    let bytes = default_plugins::get(name).ok_or_else(|| PolicySetError::UnknownPlugin {
-                        queue: String::new(),
-                        index: 0,
-                        plugin: name.to_string(),
-                        known: known_plugins(config),
+                    let bytes = default_plugins::get(name).ok_or_else(|| {
+                        PolicySetError::UnknownPlugin {
+                            queue: String::new(),
+                            index: 0,
+                            plugin: name.to_string(),
+                            known: known_plugins(config),
+                        }
                     })?;
                     engine
                         .load(name, bytes, None, Limits::default())
@@ -110,12 +112,14 @@ impl PolicySet {
             }];
             for (index, binding) in queue.policies.iter().enumerate() {
                 let policy = load(&binding.plugin).map_err(|e| match e {
-                    PolicySetError::UnknownPlugin { plugin, known, .. } => PolicySetError::UnknownPlugin {
-                        queue: queue.name.clone(),
-                        index,
-                        plugin,
-                        known,
-                    },
+                    PolicySetError::UnknownPlugin { plugin, known, .. } => {
+                        PolicySetError::UnknownPlugin {
+                            queue: queue.name.clone(),
+                            index,
+                            plugin,
+                            known,
+                        }
+                    }
                     other => other,
                 })?;
                 steps.push(ChainStep {

@@ -156,7 +156,11 @@ impl Prepared {
         Self::build(config, None, false)
     }
 
-    fn build(config: AgentConfig, cache_dir: Option<PathBuf>, with_policies: bool) -> Result<Self, RunError> {
+    fn build(
+        config: AgentConfig,
+        cache_dir: Option<PathBuf>,
+        with_policies: bool,
+    ) -> Result<Self, RunError> {
         let engine = PolicyEngine::new(EngineConfig {
             cache_dir,
             ..EngineConfig::default()
@@ -225,7 +229,9 @@ pub async fn run(
     let enterprise = claims.feature_set.as_deref().is_some_and(|f| f != "basic");
     tracing::info!(api = %config.api_server_url, feature_set = ?claims.feature_set, "logged in to ClearML");
     let queues = startup::resolve_queues(&clearml, &config).await?;
-    let pending_queue_id = startup::ensure_pending_queue(&clearml).await.map_err(StartupError::from)?;
+    let pending_queue_id = startup::ensure_pending_queue(&clearml)
+        .await
+        .map_err(StartupError::from)?;
     startup::register_worker(&clearml, identity.worker_id(), &queues)
         .await
         .map_err(StartupError::from)?;
@@ -273,7 +279,11 @@ pub async fn run(
     metrics.set_ready(false);
     reporter.abort();
     watch_task.abort();
-    if let Err(err) = shared.clearml.workers_unregister(shared.identity.worker_id()).await {
+    if let Err(err) = shared
+        .clearml
+        .workers_unregister(shared.identity.worker_id())
+        .await
+    {
         tracing::warn!(error = %err, "cannot unregister the worker");
     }
     let _ = server.await;
@@ -305,11 +315,18 @@ async fn waiting_counts(shared: &Shared, cap: u32) -> Result<Vec<u32>, clearml_a
         .collect())
 }
 
-async fn dispatch_loop(shared: Arc<Shared>, max_in_flight: usize, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn dispatch_loop(
+    shared: Arc<Shared>,
+    max_in_flight: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let mut submissions = JoinSet::new();
     let mut cursor = 0;
-    let poll = shared.config.queue_poll_frequency.max(Duration::from_millis(50));
+    let poll = shared
+        .config
+        .queue_poll_frequency
+        .max(Duration::from_millis(50));
     let batch_cap = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
     while !*stop.borrow() {
         // Reap finished submissions so the set does not grow.
@@ -360,7 +377,10 @@ async fn dispatch_loop(shared: Arc<Shared>, max_in_flight: usize, mut stop: toki
             match result {
                 Ok(Some(next)) => {
                     popped += 1;
-                    crate::metrics::Metrics::per_queue(&shared.metrics.tasks_popped, &queue.config.name);
+                    crate::metrics::Metrics::per_queue(
+                        &shared.metrics.tasks_popped,
+                        &queue.config.name,
+                    );
                     shared.tracker.reserve(&next.entry.task, &queue.id);
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
@@ -387,7 +407,11 @@ async fn dispatch_loop(shared: Arc<Shared>, max_in_flight: usize, mut stop: toki
 }
 
 /// Sleep for the poll interval, or until a pod frees capacity (when `capacity` is given), or shutdown.
-async fn wait(stop: &mut tokio::sync::watch::Receiver<bool>, poll: Duration, capacity: Option<&PodTracker>) {
+async fn wait(
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    poll: Duration,
+    capacity: Option<&PodTracker>,
+) {
     let capacity_changed = async {
         match capacity {
             Some(tracker) => tracker.changed().await,
@@ -408,9 +432,16 @@ fn now_millis() -> i64 {
 }
 
 /// `workers.status_report` every `statusReportFrequencySeconds`, and the enterprise GPU report where it is served.
-async fn report_status(shared: Arc<Shared>, enterprise: bool, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn report_status(
+    shared: Arc<Shared>,
+    enterprise: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut cluster_report = enterprise && shared.config.dashboard_report_max_gpu.is_some();
-    let every = shared.config.status_report_frequency.max(Duration::from_secs(1));
+    let every = shared
+        .config
+        .status_report_frequency
+        .max(Duration::from_secs(1));
     loop {
         let report = StatusReport {
             worker: shared.identity.worker_id().to_string(),
@@ -430,7 +461,9 @@ async fn report_status(shared: Arc<Shared>, enterprise: bool, mut stop: tokio::s
             match shared.clearml.workers_cluster_report(&report).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::info!("the server has no enterprise cluster report; dashboardReportMaxGpu is not reported");
+                    tracing::info!(
+                        "the server has no enterprise cluster report; dashboardReportMaxGpu is not reported"
+                    );
                     cluster_report = false;
                 }
                 Err(err) => tracing::warn!(error = %err, "cluster report failed"),

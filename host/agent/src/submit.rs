@@ -147,7 +147,13 @@ pub async fn render_task(
     queue: &ResolvedQueue,
     task: TaskContext,
 ) -> Result<Rendered, RenderFailure> {
-    let base = render::base_pod(context.config, &queue.config, &queue.id, &task, context.identity)?;
+    let base = render::base_pod(
+        context.config,
+        &queue.config,
+        &queue.id,
+        &task,
+        context.identity,
+    )?;
     let chain = context
         .policies
         .chain(&queue.config.name)
@@ -235,38 +241,88 @@ enum SubmitError {
     Requeued(String),
 }
 
-async fn submit_inner(shared: &Shared, queue: &ResolvedQueue, next: &NextTask) -> Result<(), SubmitError> {
+async fn submit_inner(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    next: &NextTask,
+) -> Result<(), SubmitError> {
     let task_id = &next.entry.task;
     let task = match fetch_task(shared, task_id).await {
         Ok(task) => task,
         Err(err) => {
             shared.metrics.clearml_error(err.endpoint());
-            return requeue(shared, queue, task_id, &format!("cannot read the task: {err}")).await;
+            return requeue(
+                shared,
+                queue,
+                task_id,
+                &format!("cannot read the task: {err}"),
+            )
+            .await;
         }
     };
     let user = next.task_info.as_ref().and_then(|i| i.user.clone());
-    let rendered = match render_task(shared.render_context(), queue, task_context(&task, queue, user)).await {
+    let rendered = match render_task(
+        shared.render_context(),
+        queue,
+        task_context(&task, queue, user),
+    )
+    .await
+    {
         Ok(rendered) => {
             record_policy_times(&shared.metrics, &rendered.outcome);
             rendered
         }
         Err(failure) => {
             let message = failure.to_string();
-            fail_task(shared, &queue.config.name, task_id, failure.metric_label(), &message, false).await;
+            fail_task(
+                shared,
+                &queue.config.name,
+                task_id,
+                failure.metric_label(),
+                &message,
+                false,
+            )
+            .await;
             return Err(SubmitError::Failed(message));
         }
     };
 
-    // Hand over to the pending queue first (see the module docs).
+    // Hand over to the pending queue first (see the module docs). The popped task is still `queued`, and the
+    // server refuses queued → queued, so it is stopped (forced) first, exactly as the Python glue does.
+    let stop = StatusChange::new(task_id.clone()).force();
+    if let Err(err) = (|| shared.clearml.tasks_stop(&stop))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+    {
+        shared.metrics.clearml_error(err.endpoint());
+        return requeue(
+            shared,
+            queue,
+            task_id,
+            &format!("cannot hand it to the pending queue: {err}"),
+        )
+        .await;
+    }
     let handoff = Enqueue {
         task: task_id.clone(),
         queue: Some(shared.pending_queue_id.clone()),
         status_reason: Some("k8s pending scheduler".to_string()),
         ..Enqueue::default()
     };
-    if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff)).retry(backoff()).when(|e| e.is_transient()).await {
+    if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+    {
         shared.metrics.clearml_error(err.endpoint());
-        return requeue(shared, queue, task_id, &format!("cannot hand it to the pending queue: {err}")).await;
+        return requeue(
+            shared,
+            queue,
+            task_id,
+            &format!("cannot hand it to the pending queue: {err}"),
+        )
+        .await;
     }
 
     let secrets = shared.secret_values();
@@ -281,13 +337,25 @@ async fn submit_inner(shared: &Shared, queue: &ResolvedQueue, next: &NextTask) -
     match created {
         Ok(how) => {
             Metrics::per_queue(&shared.metrics.tasks_submitted, &queue.config.name);
-            tracing::info!(adopted = (how == Created::Adopted), policies = rendered.outcome.steps.len(), "pod submitted");
+            tracing::info!(
+                adopted = (how == Created::Adopted),
+                policies = rendered.outcome.steps.len(),
+                "pod submitted"
+            );
             Ok(())
         }
         Err(err @ (KubeError::Refused { .. } | KubeError::Conflict { .. })) => {
             shared.metrics.kube_error(err.metric_label());
             let message = format!("queue {}: {err}", queue.config.name);
-            fail_task(shared, &queue.config.name, task_id, "pod_refused", &message, true).await;
+            fail_task(
+                shared,
+                &queue.config.name,
+                task_id,
+                "pod_refused",
+                &message,
+                true,
+            )
+            .await;
             Err(SubmitError::Failed(message))
         }
         Err(err) => {
@@ -309,7 +377,12 @@ fn backoff() -> ExponentialBuilder {
 }
 
 /// Put a task back at the front of its queue (it keeps its position) after a transient failure.
-async fn requeue(shared: &Shared, queue: &ResolvedQueue, task_id: &str, why: &str) -> Result<(), SubmitError> {
+async fn requeue(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    task_id: &str,
+    why: &str,
+) -> Result<(), SubmitError> {
     let enqueue = Enqueue {
         task: task_id.to_string(),
         queue: Some(queue.id.clone()),
@@ -326,23 +399,39 @@ async fn requeue(shared: &Shared, queue: &ResolvedQueue, task_id: &str, why: &st
             )
             .await
     };
-    match back.retry(backoff()).when(|e: &clearml_api::Error| e.is_transient()).await {
+    match back
+        .retry(backoff())
+        .when(|e: &clearml_api::Error| e.is_transient())
+        .await
+    {
         Ok(_) => {
             tracing::warn!(reason = why, "task returned to the front of its queue");
             Err(SubmitError::Requeued(why.to_string()))
         }
         Err(err) => {
             tracing::error!(reason = why, error = %err, "cannot return the task to its queue; start-up recovery will find it");
-            Err(SubmitError::Requeued(format!("{why}; returning it failed too: {err}")))
+            Err(SubmitError::Requeued(format!(
+                "{why}; returning it failed too: {err}"
+            )))
         }
     }
 }
 
 /// Fail a task with `message` (what the ML user reads), taking it out of the pending queue if it was handed over.
-pub async fn fail_task(shared: &Shared, queue: &str, task_id: &str, reason: &str, message: &str, in_pending: bool) {
+pub async fn fail_task(
+    shared: &Shared,
+    queue: &str,
+    task_id: &str,
+    reason: &str,
+    message: &str,
+    in_pending: bool,
+) {
     shared.metrics.failed(queue, reason);
     if in_pending
-        && let Err(err) = shared.clearml.queues_remove_task(&shared.pending_queue_id, task_id).await
+        && let Err(err) = shared
+            .clearml
+            .queues_remove_task(&shared.pending_queue_id, task_id)
+            .await
     {
         tracing::debug!(error = %err, "task was not in the pending queue");
     }
@@ -350,7 +439,11 @@ pub async fn fail_task(shared: &Shared, queue: &str, task_id: &str, reason: &str
         .force()
         .reason(FAIL_REASON)
         .message(message);
-    if let Err(err) = (|| shared.clearml.tasks_failed(&change)).retry(backoff()).when(|e| e.is_transient()).await {
+    if let Err(err) = (|| shared.clearml.tasks_failed(&change))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+    {
         shared.metrics.clearml_error(err.endpoint());
         tracing::error!(error = %err, "cannot mark the task failed");
     } else {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 pub fn root() -> Option<PathBuf> {
     std::env::var_os("CLEARML_K8S_AGENT_CACHE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/clearml-k8s-agent")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/clearml-k8s-agent"))
+        })
 }
 
 /// Precompiled policies.

@@ -71,7 +71,9 @@ pub enum ConfigError {
         problem: String,
     },
     /// One setting given under both its names (the renamed Enterprise chart's and the original).
-    #[error("{first} and {second} are both set: they are the same setting under the chart's two names; keep one")]
+    #[error(
+        "{first} and {second} are both set: they are the same setting under the chart's two names; keep one"
+    )]
     BothSet {
         /// The original chart's name, e.g. `clearml.agentk8sglueKey`.
         first: String,
@@ -122,7 +124,10 @@ pub enum ConfigError {
     },
     /// [`AgentConfig::validate_for_run`](super::AgentConfig::validate_for_run): values that parse but cannot be
     /// used to connect (placeholders left from the documentation, URLs that are not http(s)).
-    #[error("the configuration cannot be used to connect:{}", bullet_list(problems))]
+    #[error(
+        "the configuration cannot be used to connect:{}",
+        bullet_list(problems)
+    )]
     NotUsable {
         /// One line per problem, each naming its key.
         problems: Vec<String>,

@@ -11,7 +11,12 @@ use super::walk::Keys;
 
 /// The top level of the values file.
 pub(super) const ROOT: Keys = Keys {
-    known: &["clearml", "controlPlane", "agentk8sglue", "orchestratork8sglue"],
+    known: &[
+        "clearml",
+        "controlPlane",
+        "agentk8sglue",
+        "orchestratork8sglue",
+    ],
     ignored: &[
         // chart plumbing: image registry, pull secret, release names
         "global",

@@ -14,8 +14,8 @@ use serde_yaml::Value as Yaml;
 use super::keys;
 use super::walk::{Map, Node, join, suggest, type_name};
 use super::{
-    AgentConfig, ConfigError, Credentials, DEFAULT_CONTAINER_IMAGE, Overrides, PluginSource, PolicyBinding,
-    QueueConfig, QueueSettings, Secret,
+    AgentConfig, ConfigError, Credentials, DEFAULT_CONTAINER_IMAGE, Overrides, PluginSource,
+    PolicyBinding, QueueConfig, QueueSettings, Secret,
 };
 
 /// The values root the original Enterprise chart uses, and the renamed ("Klique") chart's.
@@ -111,8 +111,13 @@ fn parse(text: &str, overrides: &Overrides) -> Result<AgentConfig, ConfigError> 
     let max_pods = glue.get("maxPods").map(|n| n.u32_at_least(1)).transpose()?;
     let queue_poll_frequency = seconds(glue.get("queuePollFrequencySeconds"), 1.0, false)?;
     let status_report_frequency = seconds(glue.get("statusReportFrequencySeconds"), 1.0, false)?;
-    let completed_pod_deletion_delay = seconds(glue.get("completedPodDeletionDelayMinutes"), 60.0, true)?;
-    let plugins = plugins(glue.get("plugins"), &join(glue_root, "plugins"), &mut ignored)?;
+    let completed_pod_deletion_delay =
+        seconds(glue.get("completedPodDeletionDelayMinutes"), 60.0, true)?;
+    let plugins = plugins(
+        glue.get("plugins"),
+        &join(glue_root, "plugins"),
+        &mut ignored,
+    )?;
     let queues_path = join(glue_root, "queues");
     let queues = queues(glue.get("queues"), &queues_path, &plugins, &mut ignored)?;
 
@@ -134,13 +139,21 @@ fn parse(text: &str, overrides: &Overrides) -> Result<AgentConfig, ConfigError> 
         access_key: required_credential(
             access_key,
             overrides.access_key.as_deref(),
-            ("clearml.agentk8sglueKey", "controlPlane.apiKey", "CLEARML_API_ACCESS_KEY"),
+            (
+                "clearml.agentk8sglueKey",
+                "controlPlane.apiKey",
+                "CLEARML_API_ACCESS_KEY",
+            ),
             "the agent needs a ClearML access key to log in",
         )?,
         secret_key: required_credential(
             secret_key,
             overrides.secret_key.as_deref(),
-            ("clearml.agentk8sglueSecret", "controlPlane.apiSecret", "CLEARML_API_SECRET_KEY"),
+            (
+                "clearml.agentk8sglueSecret",
+                "controlPlane.apiSecret",
+                "CLEARML_API_SECRET_KEY",
+            ),
             "the agent needs a ClearML secret key to log in",
         )?,
     };
@@ -249,7 +262,11 @@ fn optional_string(node: Option<Node<'_>>) -> Result<Option<String>, ConfigError
 }
 
 /// A duration given as a number of units (`unit` seconds each).
-fn seconds(node: Option<Node<'_>>, unit: f64, zero_allowed: bool) -> Result<Option<Duration>, ConfigError> {
+fn seconds(
+    node: Option<Node<'_>>,
+    unit: f64,
+    zero_allowed: bool,
+) -> Result<Option<Duration>, ConfigError> {
     let Some(node) = node else { return Ok(None) };
     let value = node.non_negative_number(zero_allowed)?;
     Duration::try_from_secs_f64(value * unit)
@@ -304,7 +321,9 @@ fn plugins(
         if default_plugins::get(name).is_some() {
             return Err(ConfigError::InvalidValue {
                 path: node.path,
-                problem: format!("`{name}` is a default plugin's name; give this plugin another name"),
+                problem: format!(
+                    "`{name}` is a default plugin's name; give this plugin another name"
+                ),
             });
         }
         let entry_path = node.path.clone();
@@ -391,7 +410,10 @@ fn queue(
         ignored,
     )?;
     let settings = QueueSettings {
-        max_pods: settings.get("maxPods").map(|n| n.u32_at_least(1)).transpose()?,
+        max_pods: settings
+            .get("maxPods")
+            .map(|n| n.u32_at_least(1))
+            .transpose()?,
         default_image: settings
             .get("defaultImage")
             .map(|n| n.non_empty_string().map(str::to_owned))
@@ -402,7 +424,12 @@ fn queue(
             .transpose()?
             .unwrap_or(false),
     };
-    let policies = policies(queue.get("policies"), &join(&path, "policies"), plugins, ignored)?;
+    let policies = policies(
+        queue.get("policies"),
+        &join(&path, "policies"),
+        plugins,
+        ignored,
+    )?;
     Ok(QueueConfig {
         name: name.to_owned(),
         template_overrides,

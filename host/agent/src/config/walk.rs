@@ -108,7 +108,12 @@ impl<'a> Map<'a> {
     pub fn free(node: Option<Node<'a>>, path: &str) -> Result<Self, ConfigError> {
         let path = path.to_owned();
         let mapping = match node.map(|n| n.value) {
-            None | Some(Yaml::Null) => return Ok(Self { path, entries: Vec::new() }),
+            None | Some(Yaml::Null) => {
+                return Ok(Self {
+                    path,
+                    entries: Vec::new(),
+                });
+            }
             Some(Yaml::Mapping(mapping)) => mapping,
             Some(other) => {
                 return Err(ConfigError::InvalidType {
@@ -161,7 +166,9 @@ impl<'a> Node<'a> {
 
     /// A string. Numbers are not turned into strings: `defaultImage: 3` is a mistake worth reporting.
     pub fn string(&self) -> Result<&'a str, ConfigError> {
-        self.value.as_str().ok_or_else(|| self.invalid_type("a string"))
+        self.value
+            .as_str()
+            .ok_or_else(|| self.invalid_type("a string"))
     }
 
     /// A non-empty string (an image, a URL, a path).
@@ -213,7 +220,11 @@ impl<'a> Node<'a> {
         }
         .ok_or_else(|| self.invalid_type("a number"))?;
         if value < 0.0 || (!zero_allowed && value == 0.0) {
-            let bound = if zero_allowed { "0 or more" } else { "more than 0" };
+            let bound = if zero_allowed {
+                "0 or more"
+            } else {
+                "more than 0"
+            };
             return Err(ConfigError::InvalidValue {
                 path: self.path.clone(),
                 problem: format!("expected a number {bound}, found {value}"),
@@ -285,7 +296,10 @@ mod tests {
     #[test]
     fn suggestions_catch_typos_and_case_but_not_unrelated_words() {
         let keys = ["templateOverrides", "queueSettings", "policies"];
-        assert_eq!(suggest("templateOverides", &keys), Some("templateOverrides"));
+        assert_eq!(
+            suggest("templateOverides", &keys),
+            Some("templateOverrides")
+        );
         assert_eq!(suggest("queuesettings", &keys), Some("queueSettings"));
         assert_eq!(suggest("policy", &keys), Some("policies"));
         assert_eq!(suggest("nodeSelector", &keys), None);
@@ -295,24 +309,45 @@ mod tests {
     fn integers_are_checked_for_type_sign_and_range() {
         let at = |text: &str| {
             let value = yaml(text);
-            let node = Node { path: "a.maxPods".into(), value: &value };
+            let node = Node {
+                path: "a.maxPods".into(),
+                value: &value,
+            };
             node.u32_at_least(1).map_err(|e| e.to_string())
         };
         assert_eq!(at("3"), Ok(3));
-        assert_eq!(at("'3'").unwrap_err(), "a.maxPods: expected an integer, found a string");
-        assert_eq!(at("1.5").unwrap_err(), "a.maxPods: expected an integer, found a number");
-        assert_eq!(at("0").unwrap_err(), "a.maxPods: expected an integer from 1 to 4294967295, found 0");
-        assert_eq!(at("-2").unwrap_err(), "a.maxPods: expected an integer from 1 to 4294967295, found -2");
+        assert_eq!(
+            at("'3'").unwrap_err(),
+            "a.maxPods: expected an integer, found a string"
+        );
+        assert_eq!(
+            at("1.5").unwrap_err(),
+            "a.maxPods: expected an integer, found a number"
+        );
+        assert_eq!(
+            at("0").unwrap_err(),
+            "a.maxPods: expected an integer from 1 to 4294967295, found 0"
+        );
+        assert_eq!(
+            at("-2").unwrap_err(),
+            "a.maxPods: expected an integer from 1 to 4294967295, found -2"
+        );
         assert!(at("5000000000").is_err());
     }
 
     #[test]
     fn numbers_of_seconds_accept_fractions_and_refuse_zero_when_asked() {
         let value = yaml("0.5");
-        let node = Node { path: "p".into(), value: &value };
+        let node = Node {
+            path: "p".into(),
+            value: &value,
+        };
         assert_eq!(node.non_negative_number(false).unwrap(), 0.5);
         let zero = yaml("0");
-        let node = Node { path: "p".into(), value: &zero };
+        let node = Node {
+            path: "p".into(),
+            value: &zero,
+        };
         assert_eq!(node.non_negative_number(true).unwrap(), 0.0);
         assert_eq!(
             node.non_negative_number(false).unwrap_err().to_string(),
@@ -323,27 +358,50 @@ mod tests {
     #[test]
     fn json_conversion_names_the_path_of_what_json_cannot_hold() {
         let value = yaml("a:\n  b: [1, !custom x]\n");
-        let node = Node { path: "root".into(), value: &value };
+        let node = Node {
+            path: "root".into(),
+            value: &value,
+        };
         assert_eq!(
             node.json().unwrap_err().to_string(),
             "root.a.b[1]: YAML tags (!custom) are not supported"
         );
         let value = yaml("{1: one, true: yes, x: .inf}");
-        let node = Node { path: "root".into(), value: &value };
-        assert_eq!(node.json().unwrap_err().to_string(), "root.x: inf is not a finite number");
+        let node = Node {
+            path: "root".into(),
+            value: &value,
+        };
+        assert_eq!(
+            node.json().unwrap_err().to_string(),
+            "root.x: inf is not a finite number"
+        );
     }
 
     #[test]
     fn strict_maps_record_ignored_keys_and_refuse_unknown_ones() {
-        const KEYS: Keys = Keys { known: &["maxPods"], ignored: &["multiNode"] };
+        const KEYS: Keys = Keys {
+            known: &["maxPods"],
+            ignored: &["multiNode"],
+        };
         let value = yaml("maxPods: 1\nmultiNode: {enabled: true}\n");
         let mut ignored = Vec::new();
-        let node = Node { path: "q".into(), value: &value };
+        let node = Node {
+            path: "q".into(),
+            value: &value,
+        };
         Map::strict(Some(node), "q", &KEYS, &mut ignored).unwrap();
         assert_eq!(ignored, ["q.multiNode"]);
         let value = yaml("maxPod: 1\n");
-        let node = Node { path: "q".into(), value: &value };
-        let err = Map::strict(Some(node), "q", &KEYS, &mut ignored).err().unwrap();
-        assert_eq!(err.to_string(), "q.maxPod: unknown key (did you mean maxPods?)");
+        let node = Node {
+            path: "q".into(),
+            value: &value,
+        };
+        let err = Map::strict(Some(node), "q", &KEYS, &mut ignored)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "q.maxPod: unknown key (did you mean maxPods?)"
+        );
     }
 }

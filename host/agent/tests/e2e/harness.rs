@@ -32,10 +32,21 @@ pub struct World {
 impl World {
     /// The control plane (or `None`: skipped outside CI), an emulator and a simulator with one big node.
     pub async fn new(test: &str) -> Option<Self> {
-        Self::with_nodes(test, vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()]).await
+        Self::with_nodes(
+            test,
+            vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()],
+        )
+        .await
     }
 
     pub async fn with_nodes(test: &str, nodes: Vec<NodeSpec>) -> Option<Self> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "agent=debug,warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let ctx = kube_testenv::test_context(test).await?;
         let emulator = Emulator::start(EmulatorConfig {
             credentials: vec![(ACCESS_KEY.into(), SECRET_KEY.into())],
@@ -43,7 +54,12 @@ impl World {
         })
         .await
         .expect("emulator starts");
-        let clearml = Client::new(ClientConfig::new(emulator.base_url(), ACCESS_KEY, SECRET_KEY)).unwrap();
+        let clearml = Client::new(ClientConfig::new(
+            emulator.base_url(),
+            ACCESS_KEY,
+            SECRET_KEY,
+        ))
+        .unwrap();
         let sim = Simulator::new(
             ctx.client.clone(),
             SimConfig {
@@ -118,9 +134,10 @@ impl World {
             id: String,
         }
         let created: Created = self.clearml.call("tasks.create", &body).await.unwrap();
-        let queue_id = agent::startup::find_queue(&self.clearml, queue).await.unwrap().unwrap_or_else(|| {
-            panic!("queue {queue} does not exist")
-        });
+        let queue_id = agent::startup::find_queue(&self.clearml, queue)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("queue {queue} does not exist"));
         self.clearml
             .tasks_enqueue(&Enqueue {
                 task: created.id.clone(),
@@ -151,7 +168,10 @@ impl World {
         }
         let created: Created = self
             .clearml
-            .call("projects.create", &json!({"name": "e2e", "description": ""}))
+            .call(
+                "projects.create",
+                &json!({"name": "e2e", "description": ""}),
+            )
             .await
             .unwrap();
         created.id
@@ -173,16 +193,26 @@ impl World {
     }
 
     pub async fn pods(&self) -> Vec<Pod> {
-        self.pods_api().list(&ListParams::default()).await.unwrap().items
+        self.pods_api()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
     }
 
     pub async fn pod_of(&self, task_id: &str) -> Option<Pod> {
-        self.pods_api().get_opt(&agent::render::pod_name(task_id)).await.unwrap()
+        self.pods_api()
+            .get_opt(&agent::render::pod_name(task_id))
+            .await
+            .unwrap()
     }
 
     /// Wait for the pod of `task_id`.
     pub async fn wait_pod(&self, task_id: &str) -> Pod {
-        eventually(&format!("a pod for task {task_id}"), || async { self.pod_of(task_id).await }).await
+        eventually(&format!("a pod for task {task_id}"), || async {
+            self.pod_of(task_id).await
+        })
+        .await
     }
 
     pub async fn task(&self, task_id: &str) -> clearml_api::Task {
@@ -190,7 +220,11 @@ impl World {
     }
 
     /// Wait until the task's status is `status`; returns the task.
-    pub async fn wait_status(&self, task_id: &str, status: clearml_api::TaskStatus) -> clearml_api::Task {
+    pub async fn wait_status(
+        &self,
+        task_id: &str,
+        status: clearml_api::TaskStatus,
+    ) -> clearml_api::Task {
         eventually(&format!("task {task_id} {status}"), || async {
             let task = self.task(task_id).await;
             (task.status == Some(status)).then_some(task)
@@ -198,7 +232,10 @@ impl World {
         .await
     }
 
-    pub async fn tasks_with_status(&self, status: clearml_api::TaskStatus) -> Vec<clearml_api::Task> {
+    pub async fn tasks_with_status(
+        &self,
+        status: clearml_api::TaskStatus,
+    ) -> Vec<clearml_api::Task> {
         self.clearml
             .tasks_get_all(&TasksGetAll {
                 status: vec![status],
@@ -243,7 +280,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -251,12 +291,19 @@ where
 /// Precompiled policies shared by the tests of this binary (compiling four plugins per test would cost seconds).
 fn policy_cache() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<Arc<tempfile::TempDir>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| Arc::new(tempfile::tempdir().unwrap())).path().to_path_buf()
+    DIR.get_or_init(|| Arc::new(tempfile::tempdir().unwrap()))
+        .path()
+        .to_path_buf()
 }
 
 /// A pod's task-container env var's plain value.
 pub fn env_value(pod: &Pod, name: &str) -> Option<String> {
-    task_container(pod).env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone())
+    task_container(pod)
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
 }
 
 pub fn task_container(pod: &Pod) -> &k8s_openapi::api::core::v1::Container {
@@ -274,5 +321,11 @@ pub fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 }
 
 pub fn limit(pod: &Pod, resource: &str) -> Option<String> {
-    task_container(pod).resources.as_ref()?.limits.as_ref()?.get(resource).map(|q| q.0.clone())
+    task_container(pod)
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get(resource)
+        .map(|q| q.0.clone())
 }

@@ -6,7 +6,7 @@
 // Test helpers may unwrap: a panic is the test failure we want (clippy only exempts #[test] fns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod harness;
-mod page_examples;
 mod dispatching;
 mod failures;
+mod harness;
+mod page_examples;
