@@ -13,6 +13,10 @@ use policy_runtime::ChainOutcome;
 
 use crate::render::{SECRET_ACCESS_KEY, SECRET_SECRET_KEY};
 
+/// Secrets shorter than this are not searched for (a one-letter test key would match everywhere); real ClearML keys
+/// are 20-60 characters.
+pub const MIN_SECRET_LEN: usize = 8;
+
 /// What the guard checks the final pod against: the base pod as rendered, and the secrets it must never contain.
 #[derive(Debug)]
 pub struct Expected<'a> {
@@ -131,7 +135,7 @@ pub fn check(pod: &Pod, expected: &Expected<'_>) -> Result<(), Violation> {
         if expected
             .secrets
             .iter()
-            .any(|s| !s.is_empty() && text.contains(s))
+            .any(|s| s.len() >= MIN_SECRET_LEN && text.contains(s))
         {
             return Err(violation(
                 "/",

@@ -78,7 +78,7 @@ impl KubeError {
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     secrets
         .iter()
-        .filter(|s| s.len() >= 4)
+        .filter(|s| s.len() >= crate::guard::MIN_SECRET_LEN)
         .fold(text.to_string(), |acc, secret| {
             acc.replace(secret, "<redacted>")
         })
@@ -326,7 +326,7 @@ mod tests {
     fn redaction_replaces_every_secret() {
         let text =
             "pod env CLEARML_API_SECRET_KEY=s3cr3t-value and again s3cr3t-value, key AKEY1234";
-        let out = redact(text, &["s3cr3t-value", "AKEY1234", ""]);
+        let out = redact(text, &["s3cr3t-value", "AKEY1234", "", "ab"]);
         assert_eq!(
             out,
             "pod env CLEARML_API_SECRET_KEY=<redacted> and again <redacted>, key <redacted>"

@@ -6,12 +6,15 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+const ACCESS_KEY: &str = "CLI-TEST-ACCESS-KEY";
+const SECRET_KEY: &str = "cli-test-secret-key-4a1b";
+
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clearml-k8s-agent"));
     // Nothing may be reached: a closed port for ClearML, a kubeconfig pointing nowhere.
     cmd.env("CLEARML_API_HOST", "http://127.0.0.1:9")
-        .env("CLEARML_API_ACCESS_KEY", "K")
-        .env("CLEARML_API_SECRET_KEY", "S")
+        .env("CLEARML_API_ACCESS_KEY", ACCESS_KEY)
+        .env("CLEARML_API_SECRET_KEY", SECRET_KEY)
         .env_remove("RUST_LOG");
     cmd
 }
