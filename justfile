@@ -4,7 +4,8 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-cache := env_var_or_default("CLEARML_K8S_AGENT_CACHE", env_var("HOME") / ".cache/clearml-k8s-agent")
+# The cache root rule lives in scripts/cache-root.sh (the Rust side: host/cache-paths; a test checks they agree).
+cache := `scripts/cache-root.sh`
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", cache / "target")
 # Guest (wasm32-wasip2) workspaces share their own target dir so plugin builds never invalidate host artifacts.
 export WASM_TARGET_DIR := env_var_or_default("WASM_TARGET_DIR", cache / "wasm-target")
@@ -136,6 +137,7 @@ bench: wasm
     just agent-bin
     "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy bench "$POLICY_DIR/rust-policy-template.wasm" --cases examples/rust-policy-template/cases
     just bench-policies
+    just bench-agent
 
 # Benchmark every default plugin and the Python/JS examples through the harness: p50/p99 of fresh-instance evaluations
 bench-policies: plugins examples agent-bin
@@ -151,15 +153,36 @@ bench-policies: plugins examples agent-bin
             --iterations "$iterations" 2>/dev/null
     done
 
-# Demo: until the agent lands, the policy pipeline on the doc's `green` queue: the four default plugins as a chain
-# (final pod on stdout, each step's changes on stderr); see examples/demo/README.md
-demo: wasm agent-bin
-    "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy inspect "$POLICY_DIR/template-overrides.wasm"
-    cd examples/demo && "$CARGO_TARGET_DIR/debug/clearml-k8s-agent" policy chain --task task.yaml --pod pod.yaml \
-        --step "$POLICY_DIR/template-overrides.wasm=template-overrides.yaml" \
-        --step "$POLICY_DIR/gpu-sizing.wasm=gpu-sizing.yaml" \
-        --step "$POLICY_DIR/team-labels.wasm=team-labels.yaml" \
-        --step "$POLICY_DIR/guardrails.wasm=guardrails.yaml"
+# Demo: the real agent on the ClearML page's red/blue/green and GPU queues plus a policy queue, next to the ClearML
+# emulator, a real kube-apiserver and kubelet-sim --in-pod-agent; enqueues example tasks and prints what became of
+# each (examples/demo/README.md). A fresh machine builds the Go control plane and wasmtime first (progress shown).
+demo: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    start=$SECONDS
+    # A long build prints nothing for minutes: say every 30 s that it is still going.
+    with_progress() {
+        local what="$1"; shift
+        "$@" & local pid=$! waited=0
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 1; waited=$((waited + 1))
+            if (( waited % 30 == 0 )) && kill -0 "$pid" 2>/dev/null; then echo "demo: still $what (${waited} s)"; fi
+        done
+        wait "$pid"
+    }
+    echo "demo: [1/3] the control plane: kube-apiserver + etcd from Go modules (cached; a cold build takes 5-10 min)"
+    with_progress "building kube-apiserver + etcd" tests/testenv/build.sh >/dev/null
+    echo "demo: [2/3] the agent (with the default plugins), kubelet-sim and the demo driver (cached; a cold build compiles wasmtime: 10-15 min)"
+    # What `just agent-bin` runs: the binaries exactly as `cargo test --workspace` builds them.
+    with_progress "compiling the agent" cargo test --workspace --no-run --quiet
+    echo "demo: [3/3] running the demo (built in $((SECONDS - start)) s)"
+    "$CARGO_TARGET_DIR/debug/demo-driver" --values examples/demo/values.yaml --tasks examples/demo/tasks.yaml \
+        --log-dir "{{cache}}/demo"
+
+# The agent's benchmark (BENCHMARKS.md "The agent"): 1,000 tasks over 10 queues through the real agent, the same
+# without policies, a plain kube-rs loop, an idle agent; prints the Markdown report (also in $CLEARML_K8S_AGENT_CACHE)
+bench-agent: setup testenv-build agent-bin
+    "$CARGO_TARGET_DIR/debug/bench-agent" --out "{{cache}}/bench-agent"
 
 # Build kube-apiserver + etcd from the pinned Go modules into the cache (skipped when present; cold: see tests/testenv/README.md)
 testenv-build:

@@ -6,7 +6,7 @@
 # Guest workspaces have their own lockfiles; they share $WASM_TARGET_DIR so a rebuild is incremental.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache="${CLEARML_K8S_AGENT_CACHE:-$HOME/.cache/clearml-k8s-agent}"
+source scripts/cache-root.sh --export
 export CARGO_TARGET_DIR="${WASM_TARGET_DIR:-$cache/wasm-target}"
 policy_dir="${POLICY_DIR:-$cache/policies}"
 mkdir -p "$policy_dir"

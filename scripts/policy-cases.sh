@@ -5,7 +5,7 @@
 # Python or JS runtime) in <dir>/harness.args.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache="${CLEARML_K8S_AGENT_CACHE:-$HOME/.cache/clearml-k8s-agent}"
+source scripts/cache-root.sh --export
 policy_dir="${POLICY_DIR:-$cache/policies}"
 target="${CARGO_TARGET_DIR:-$cache/target}"
 # Same feature set as `cargo test --workspace` (see the justfile's agent-bin): a no-op after the tests ran.

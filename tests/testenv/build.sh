@@ -7,7 +7,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
-cache="${CLEARML_K8S_AGENT_CACHE:-$HOME/.cache/clearml-k8s-agent}"
+# The cache root rule: scripts/cache-root.sh (one source for the justfile, the scripts and host/cache-paths).
+source "$here/../../scripts/cache-root.sh" --export
 bin="$cache/testenv/${KUBE_VERSION}-etcd${ETCD_VERSION}/bin"
 
 present() { [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ]; }

@@ -484,6 +484,20 @@ impl Client {
         self.call("tasks.stop", req).await
     }
 
+    /// Abort many at once, as the web UI does (`tasks.stop_many`): per-id results, failures listed not raised.
+    pub async fn tasks_stop_many(
+        &self,
+        ids: &[String],
+        status_reason: Option<&str>,
+        force: bool,
+    ) -> Result<StopMany> {
+        let mut body = json!({ "ids": ids, "force": force });
+        if let Some(reason) = status_reason {
+            body["status_reason"] = json!(reason);
+        }
+        self.call("tasks.stop_many", &body).await
+    }
+
     pub async fn tasks_edit(&self, req: &TaskEdit) -> Result<Updated> {
         self.call("tasks.edit", req).await
     }
@@ -498,6 +512,23 @@ impl Client {
         let body = json!({ "task": task, "hyperparams": items, "force": force });
         let _: Value = self.call("tasks.edit_hyper_params", &body).await?;
         Ok(())
+    }
+
+    // === events ===
+
+    /// Task console lines (`events.add_batch`). An empty batch is refused by the server (400/17), so it is not
+    /// sent: `Ok` with nothing added.
+    pub async fn events_add_log_batch(&self, events: &[LogEvent]) -> Result<EventsAdded> {
+        if events.is_empty() {
+            return Ok(EventsAdded::default());
+        }
+        self.call("events.add_batch", events).await
+    }
+
+    /// The newest `batch_size` console lines of a task, newest first (`events.get_task_log` at 2.9).
+    pub async fn events_get_task_log(&self, task: &str, batch_size: u32) -> Result<TaskLog> {
+        let body = json!({ "task": task, "batch_size": batch_size });
+        self.call_at("events.get_task_log", "2.9", &body).await
     }
 
     // === workers ===

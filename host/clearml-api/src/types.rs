@@ -447,20 +447,183 @@ pub struct StatusReport {
     pub tags: Option<Vec<String>>,
 }
 
-/// Enterprise `workers.cluster_report`: capacity for the orchestration dashboard. Extra fields pass through
-/// because the enterprise schema is not public.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Enterprise `workers.cluster_report`: capacity for the orchestration dashboard. Serialised as the body
+/// clearml-agent 3.0.3 posts (`helper/resource_monitor.py` `send_cluster_report`): `worker`, `key`, `partial`,
+/// `timestamp`, `timeout`, `resource_groups`, and the limits nested under `properties` (`max_gpus`, `max_cpus`,
+/// `max_workers`, each only when set). Extra fields pass through at the top level because the enterprise schema is
+/// not public.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterReport {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The reporting worker id (`<cluster>:<name>`).
+    pub worker: String,
+    /// The cluster key the dashboard groups by (the worker id's first `:` part).
+    pub key: String,
+    pub partial: bool,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// Seconds until the report expires (clearml-agent: twice its report interval).
+    pub timeout: Option<u32>,
+    pub resource_groups: Vec<String>,
     pub max_gpus: Option<u32>,
-    #[serde(flatten)]
+    pub max_cpus: Option<u32>,
+    pub max_workers: Option<u32>,
     pub extra: Map<String, Value>,
+}
+
+impl ClusterReport {
+    /// A report for `worker_id` as clearml-agent builds it (`get_cluster_key_and_resource_group`): key = the id's
+    /// first `:` part and resource group = its first two parts; an id with fewer than three parts gets the
+    /// default cluster `onprem` and the group `onprem:<first part>`.
+    pub fn new(worker_id: &str, timestamp_ms: i64) -> Self {
+        let parts: Vec<&str> = worker_id.split(':').collect();
+        let (key, group) = if parts.len() < 3 {
+            ("onprem".to_owned(), format!("onprem:{}", parts[0]))
+        } else {
+            (parts[0].to_owned(), parts[..2].join(":"))
+        };
+        ClusterReport {
+            worker: worker_id.to_owned(),
+            key,
+            timestamp: timestamp_ms,
+            resource_groups: vec![group],
+            ..Default::default()
+        }
+    }
+}
+
+impl Serialize for ClusterReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut body = self.extra.clone();
+        let mut properties = Map::new();
+        for (name, v) in [
+            ("max_cpus", self.max_cpus),
+            ("max_gpus", self.max_gpus),
+            ("max_workers", self.max_workers),
+        ] {
+            if let Some(v) = v {
+                properties.insert(name.into(), Value::from(v));
+            }
+        }
+        body.insert("worker".into(), Value::from(self.worker.clone()));
+        body.insert("partial".into(), Value::from(self.partial));
+        body.insert("key".into(), Value::from(self.key.clone()));
+        body.insert("timestamp".into(), Value::from(self.timestamp));
+        if let Some(t) = self.timeout {
+            body.insert("timeout".into(), Value::from(t));
+        }
+        body.insert(
+            "resource_groups".into(),
+            Value::from(self.resource_groups.clone()),
+        );
+        body.insert("properties".into(), Value::Object(properties));
+        body.serialize(s)
+    }
+}
+
+/// `tasks.stop_many` (what the web UI's abort sends): each id stopped as by `tasks.stop`; failures are listed,
+/// not raised.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct StopMany {
+    pub succeeded: Vec<BatchSucceeded>,
+    pub failed: Vec<BatchFailed>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BatchSucceeded {
+    pub id: String,
+    pub updated: u32,
+    pub fields: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BatchFailed {
+    pub id: String,
+    pub error: BatchError,
+}
+
+/// One id's failure in a batch call: `codes` = `[result_code, result_subcode]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct BatchError {
+    pub codes: Vec<u32>,
+    pub msg: String,
+}
+
+/// A task console line for `events.add_batch` (event type `log`), e.g. a pod event the agent surfaces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogEvent {
+    pub task: String,
+    /// Always `log` when sent; kept so events read back from `events.get_task_log` round-trip.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Milliseconds since the epoch; the server stamps the arrival time when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// `info`, `warning`, `error`, ...
+    pub level: String,
+    pub msg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+impl LogEvent {
+    pub fn new(task: &str, level: &str, msg: impl Into<String>) -> Self {
+        LogEvent {
+            task: task.into(),
+            event_type: "log".into(),
+            level: level.into(),
+            msg: msg.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `events.add_batch` reply: how many were stored, and the rejected ones counted per reason.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EventsAdded {
+    pub added: u32,
+    pub errors: u32,
+    pub errors_info: Map<String, Value>,
+}
+
+/// `events.get_task_log` reply (2.9): the newest events first unless asked otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TaskLog {
+    pub events: Vec<LogEvent>,
+    pub returned: u32,
+    pub total: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    // clearml-agent 3.0.3 helper/resource_monitor.py send_cluster_report: limits nest under `properties`.
+    #[test]
+    fn cluster_report_has_the_body_clearml_agent_sends() {
+        let mut r = ClusterReport::new("k8s:glue:agent-1", 1_000);
+        r.max_gpus = Some(8);
+        r.timeout = Some(120);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({
+                "worker": "k8s:glue:agent-1", "partial": false, "key": "k8s", "timestamp": 1000,
+                "timeout": 120, "resource_groups": ["k8s:glue"], "properties": {"max_gpus": 8},
+            })
+        );
+        let short = ClusterReport::new("agent-1", 0);
+        assert_eq!(
+            (short.key.as_str(), short.resource_groups[0].as_str()),
+            ("onprem", "onprem:agent-1")
+        );
+    }
 
     #[test]
     fn unset_fields_are_not_sent() {

@@ -7,52 +7,18 @@
 use std::time::Duration;
 
 use clearml_api::{
-    Client, ClientConfig, ClusterReport, Dequeue, Enqueue, Error, HyperParamItem, MachineStats,
-    QueueCreate, QueuesGetAll, RetryPolicy, StatusChange, StatusReport, TaskEdit, TaskStatus,
-    TasksGetAll, WorkerRegister, codes,
+    Client, ClientConfig, ClusterReport, Dequeue, Enqueue, Error, HyperParamItem, LogEvent,
+    MachineStats, QueueCreate, QueuesGetAll, RetryPolicy, StatusChange, StatusReport, TaskEdit,
+    TaskStatus, TasksGetAll, WorkerRegister, codes,
 };
 use clearml_emulator::{
     DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Emulator, EmulatorConfig, EmulatorHandle,
 };
 use serde_json::{Value, json};
 
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 3,
-        min_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
-}
-
-async fn start_with(config: EmulatorConfig) -> (EmulatorHandle, Client) {
-    let emu = Emulator::start(config).await.unwrap();
-    let mut cfg = ClientConfig::new(emu.base_url(), DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY);
-    cfg.retry = fast_retry();
-    let client = Client::new(cfg).unwrap();
-    (emu, client)
-}
-
-async fn start() -> (EmulatorHandle, Client) {
-    start_with(EmulatorConfig::default()).await
-}
-
-async fn new_task(client: &Client, name: &str) -> String {
-    let v: Value = client
-        .call("tasks.create", &json!({ "name": name, "type": "training" }))
-        .await
-        .unwrap();
-    v["id"].as_str().unwrap().to_owned()
-}
-
-async fn new_queue(client: &Client, name: &str) -> String {
-    client
-        .queues_create(&QueueCreate {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
+#[path = "emulator/fixture.rs"]
+mod fixture;
+use fixture::{Fixture, fast_retry};
 
 fn api_code(err: &Error) -> (String, u16, u32) {
     match err {
@@ -68,7 +34,8 @@ fn api_code(err: &Error) -> (String, u16, u32) {
 
 #[tokio::test]
 async fn login_gives_the_claims_clients_rely_on() {
-    let (_emu, client) = start().await;
+    let f = Fixture::start().await;
+    let client = &f.client;
     let claims = client.server_claims().await.unwrap();
     assert_eq!(claims.api_version.as_deref(), Some("2.31"));
     assert_eq!(claims.feature_set.as_deref(), Some("basic"));
@@ -84,7 +51,8 @@ async fn login_gives_the_claims_clients_rely_on() {
 
 #[tokio::test]
 async fn queues_create_lookup_hidden_and_errors() {
-    let (_emu, client) = start().await;
+    let f = Fixture::start().await;
+    let client = &f.client;
     let id = client
         .queues_create(&QueueCreate {
             name: "1xGPU".into(),
@@ -93,14 +61,7 @@ async fn queues_create_lookup_hidden_and_errors() {
         })
         .await
         .unwrap();
-    let pending = client
-        .queues_create(&QueueCreate {
-            name: "k8s_scheduler".into(),
-            system_tags: vec!["k8s-glue".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let pending = f.hidden_queue("k8s_scheduler").await;
     let found = client
         .queues_get_all(&QueuesGetAll {
             name: Some("^1xGPU$".into()),
@@ -163,18 +124,12 @@ async fn queues_create_lookup_hidden_and_errors() {
 
 #[tokio::test]
 async fn task_lifecycle_through_a_queue() {
-    let (_emu, client) = start().await;
-    let queue = new_queue(&client, "cpu-queue").await;
-    let task = new_task(&client, "train model").await;
+    let f = Fixture::start().await;
+    let client = &f.client;
+    let queue = f.queue("cpu-queue").await;
+    let task = f.task("train model").await;
 
-    let enq = client
-        .tasks_enqueue(&Enqueue {
-            task: task.clone(),
-            queue: Some(queue.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let enq = f.enqueue(&task, &queue).await;
     assert_eq!(enq.queued, 1);
     assert_eq!(enq.fields["execution.queue"], json!(queue));
     let t = client.tasks_get_by_id(&task).await.unwrap();
@@ -251,25 +206,12 @@ async fn task_lifecycle_through_a_queue() {
 
 #[tokio::test]
 async fn glue_pending_queue_sequence() {
-    let (_emu, client) = start().await;
-    let queue = new_queue(&client, "1xGPU").await;
-    let pending = client
-        .queues_create(&QueueCreate {
-            name: "k8s_scheduler".into(),
-            system_tags: vec!["k8s-glue".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let task = new_task(&client, "glue task").await;
-    client
-        .tasks_enqueue(&Enqueue {
-            task: task.clone(),
-            queue: Some(queue.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let f = Fixture::start().await;
+    let client = &f.client;
+    let queue = f.queue("1xGPU").await;
+    let pending = f.hidden_queue("k8s_scheduler").await;
+    let task = f.task("glue task").await;
+    f.enqueue(&task, &queue).await;
     client.queues_get_next_task(&queue).await.unwrap().unwrap();
     client
         .tasks_stop(&StatusChange::new(&task).force())
@@ -383,9 +325,10 @@ async fn glue_pending_queue_sequence() {
 
 #[tokio::test]
 async fn enqueue_and_queue_error_codes() {
-    let (emu, client) = start().await;
-    let queue = new_queue(&client, "errors").await;
-    let task = new_task(&client, "error task").await;
+    let f = Fixture::start().await;
+    let (emu, client) = (&f.emu, &f.client);
+    let queue = f.queue("errors").await;
+    let task = f.task("error task").await;
 
     let both = Enqueue {
         task: task.clone(),
@@ -478,7 +421,7 @@ async fn enqueue_and_queue_error_codes() {
 
     // No default queue: enqueue with neither queue nor name is 707.
     emu.with_store(|s| s.queues.retain(|_, q| q.name != "default"));
-    let other = new_task(&client, "no default").await;
+    let other = f.task("no default").await;
     let neither = Enqueue {
         task: other,
         ..Default::default()
@@ -494,10 +437,11 @@ async fn enqueue_and_queue_error_codes() {
 
 #[tokio::test]
 async fn abort_semantics() {
-    let (_emu, client) = start().await;
-    let queue = new_queue(&client, "abort").await;
+    let f = Fixture::start().await;
+    let client = &f.client;
+    let queue = f.queue("abort").await;
     // A created task cannot be stopped without force.
-    let draft = new_task(&client, "draft").await;
+    let draft = f.task("draft").await;
     assert!(
         client
             .tasks_stop(&StatusChange::new(&draft))
@@ -506,21 +450,8 @@ async fn abort_semantics() {
             .is(codes::INVALID_TASK_STATUS)
     );
 
-    // A running task with a live worker is asked to stop.
-    let running = new_task(&client, "running").await;
-    client
-        .tasks_started(&StatusChange::new(&running))
-        .await
-        .unwrap();
-    client
-        .workers_status_report(&StatusReport {
-            worker: "w1".into(),
-            timestamp: 0,
-            task: Some(running.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // A running task with a live worker is asked to stop; its worker then reports the stop.
+    let running = f.running_task("running", "w1").await;
     client
         .tasks_stop(&StatusChange::new(&running))
         .await
@@ -530,25 +461,19 @@ async fn abort_semantics() {
         (t.status, t.status_message.as_deref()),
         (Some(TaskStatus::InProgress), Some("stopping"))
     );
-
-    // A queued task leaves its queue and stops.
-    let queued = new_task(&client, "queued").await;
     client
-        .tasks_enqueue(&Enqueue {
-            task: queued.clone(),
-            queue: Some(queue.clone()),
-            ..Default::default()
-        })
+        .tasks_stopped(&StatusChange::new(&running))
         .await
         .unwrap();
+    assert_eq!(f.status(&running).await, Some(TaskStatus::Stopped));
+
+    // A queued task leaves its queue and stops.
+    let queued = f.queued_task("queued", &queue).await;
     client
         .tasks_stop(&StatusChange::new(&queued))
         .await
         .unwrap();
-    assert_eq!(
-        client.tasks_get_by_id(&queued).await.unwrap().status,
-        Some(TaskStatus::Stopped)
-    );
+    assert_eq!(f.status(&queued).await, Some(TaskStatus::Stopped));
     assert!(
         client
             .queues_get_by_id(&queue)
@@ -559,10 +484,65 @@ async fn abort_semantics() {
     );
 }
 
+/// The web UI's abort (clearml-server services/tasks.py `stop_many`): per-id results, failures listed.
+#[tokio::test]
+async fn stop_many_reports_each_id() {
+    let f = Fixture::start().await;
+    let queue = f.queue("abort-many").await;
+    let queued = f.queued_task("queued", &queue).await;
+    let running = f.running_task("running", "w1").await;
+    let res = f
+        .client
+        .tasks_stop_many(
+            &[queued.clone(), running.clone(), "f00".into()],
+            Some("aborted by user"),
+            false,
+        )
+        .await
+        .unwrap();
+    let ok: Vec<&str> = res.succeeded.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ok, [queued.as_str(), running.as_str()]);
+    assert_eq!(res.succeeded[1].fields["status_message"], json!("stopping"));
+    assert_eq!(
+        (
+            res.failed[0].id.as_str(),
+            res.failed[0].error.codes.as_slice()
+        ),
+        ("f00", &[400, 101][..])
+    );
+    assert_eq!(f.status(&queued).await, Some(TaskStatus::Stopped));
+}
+
+/// The agent's pod events as console lines: written with events.add_batch, read back with events.get_task_log.
+#[tokio::test]
+async fn task_log_round_trip() {
+    let f = Fixture::start().await;
+    let task = f.running_task("logged", "w1").await;
+    let added = f
+        .client
+        .events_add_log_batch(&[
+            LogEvent::new(&task, "info", "Scheduled: assigned to sim-gpu-0"),
+            LogEvent::new(&task, "warning", "Pulling image"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((added.added, added.errors), (2, 0));
+    let log = f.client.events_get_task_log(&task, 10).await.unwrap();
+    assert_eq!(log.total, 2);
+    let msgs: Vec<&str> = log.events.iter().map(|e| e.msg.as_str()).collect();
+    assert!(msgs.contains(&"Pulling image"), "{msgs:?}");
+    assert_eq!(
+        f.client.events_add_log_batch(&[]).await.unwrap().added,
+        0,
+        "an empty batch is not sent (the server refuses it)"
+    );
+}
+
 #[tokio::test]
 async fn workers_register_report_unregister() {
-    let (_emu, client) = start().await;
-    let queue = new_queue(&client, "workers").await;
+    let f = Fixture::start().await;
+    let client = &f.client;
+    let queue = f.queue("workers").await;
     let bad = WorkerRegister {
         worker: "agent-1".into(),
         queues: vec!["nope".into()],
@@ -581,7 +561,7 @@ async fn workers_register_report_unregister() {
         })
         .await
         .unwrap();
-    let task = new_task(&client, "reported").await;
+    let task = f.task("reported").await;
     let stats = MachineStats {
         gpu_usage: vec![0.0, 50.0],
         memory_used: Some(1024.0),
@@ -626,34 +606,31 @@ async fn workers_register_report_unregister() {
 
 #[tokio::test]
 async fn cluster_report_is_tolerated_on_open_source_servers() {
-    let (emu, client) = start().await;
-    assert!(
-        !client
-            .workers_cluster_report(&ClusterReport {
-                max_gpus: Some(8),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-    );
+    let report = ClusterReport {
+        max_gpus: Some(8),
+        ..ClusterReport::new("k8s:agent:1", 1_700_000_000_000)
+    };
+    let f = Fixture::start().await;
+    assert!(!f.client.workers_cluster_report(&report).await.unwrap());
     assert_eq!(
-        emu.call_count("workers.cluster_report"),
+        f.emu.call_count("workers.cluster_report"),
         1,
         "a missing endpoint is not retried"
     );
-    let (_ent, client) = start_with(EmulatorConfig {
-        feature_set: "enterprise".into(),
-        ..Default::default()
-    })
-    .await;
-    assert!(
-        client
-            .workers_cluster_report(&ClusterReport {
-                max_gpus: Some(8),
-                ..Default::default()
-            })
+    let ent = Fixture::enterprise().await;
+    assert!(ent.client.workers_cluster_report(&report).await.unwrap());
+    let stored = ent.emu.with_store(|s| s.cluster_reports["k8s"].clone());
+    assert_eq!(stored["properties"], json!({"max_gpus": 8}));
+    assert_eq!(stored["resource_groups"], json!(["k8s:agent"]));
+    assert_eq!(
+        ent.client
+            .server_claims()
             .await
             .unwrap()
+            .server_version
+            .as_deref(),
+        Some(clearml_emulator::ENTERPRISE_SERVER_VERSION),
+        "the enterprise feature set reports a server the glue's enterprise path accepts"
     );
 }
 
@@ -675,11 +652,12 @@ async fn wrong_credentials_are_a_typed_login_error() {
 
 #[tokio::test]
 async fn revoked_token_triggers_one_relogin() {
-    let (emu, client) = start().await;
-    new_queue(&client, "before").await;
+    let f = Fixture::start().await;
+    let emu = &f.emu;
+    f.queue("before").await;
     assert_eq!(emu.call_count("auth.login"), 1);
     emu.revoke_tokens();
-    new_queue(&client, "after").await;
+    f.queue("after").await;
     assert_eq!(emu.call_count("auth.login"), 2);
     assert_eq!(
         emu.call_count("queues.create"),
@@ -691,11 +669,12 @@ async fn revoked_token_triggers_one_relogin() {
 #[tokio::test]
 async fn token_is_refreshed_before_expiry() {
     // Tokens shorter than the 12 h margin are refreshed before every call; 30-day tokens are reused.
-    let (emu, client) = start_with(EmulatorConfig {
+    let f = Fixture::with(EmulatorConfig {
         token_ttl_secs: 3600,
         ..Default::default()
     })
     .await;
+    let (emu, client) = (&f.emu, &f.client);
     for _ in 0..3 {
         client
             .queues_get_all(&QueuesGetAll::default())
@@ -703,7 +682,8 @@ async fn token_is_refreshed_before_expiry() {
             .unwrap();
     }
     assert_eq!(emu.call_count("auth.login"), 3);
-    let (emu, client) = start().await;
+    let f = Fixture::start().await;
+    let (emu, client) = (&f.emu, &f.client);
     for _ in 0..3 {
         client
             .queues_get_all(&QueuesGetAll::default())
@@ -715,7 +695,8 @@ async fn token_is_refreshed_before_expiry() {
 
 #[tokio::test]
 async fn transient_failures_are_retried_logical_ones_are_not() {
-    let (emu, client) = start().await;
+    let f = Fixture::start().await;
+    let (emu, client) = (&f.emu, &f.client);
     emu.fail_next("queues.get_all", 503, 2);
     client
         .queues_get_all(&QueuesGetAll::default())
@@ -743,7 +724,8 @@ async fn transient_failures_are_retried_logical_ones_are_not() {
 
 #[tokio::test]
 async fn login_failures_are_retried_once_per_attempt() {
-    let (emu, client) = start().await;
+    let f = Fixture::start().await;
+    let (emu, client) = (&f.emu, &f.client);
     emu.fail_next("auth.login", 503, 2);
     client
         .queues_get_all(&QueuesGetAll::default())
@@ -751,7 +733,8 @@ async fn login_failures_are_retried_once_per_attempt() {
         .unwrap();
     assert_eq!(emu.call_count("auth.login"), 3);
 
-    let (emu, client) = start().await;
+    let f = Fixture::start().await;
+    let (emu, client) = (&f.emu, &f.client);
     emu.fail_next("auth.login", 503, 100);
     let err = client
         .queues_get_all(&QueuesGetAll::default())
@@ -868,7 +851,8 @@ async fn unreachable_server_is_a_transport_error() {
 
 #[tokio::test]
 async fn bad_requests_through_the_client_name_the_endpoint() {
-    let (_emu, client) = start().await;
+    let f = Fixture::start().await;
+    let client = &f.client;
     let wrong_type = client
         .call::<_, Value>("tasks.get_by_id", &json!({ "task": 5 }))
         .await
@@ -890,8 +874,9 @@ async fn bad_requests_through_the_client_name_the_endpoint() {
         .unwrap_err();
     assert_eq!(api_code(&unknown), ("tasks.teleport".into(), 404, 0));
     assert!(unknown.is_endpoint_missing() && !unknown.is_transient());
+    // services/tasks.py: tasks.completed has min_version 2.2.
     let too_old = client
-        .call_at::<_, Value>("tasks.edit_hyper_params", "2.8", &json!({}))
+        .call_at::<_, Value>("tasks.completed", "2.1", &json!({}))
         .await
         .unwrap_err();
     assert!(too_old.is(codes::ENDPOINT_NOT_FOUND));
@@ -899,7 +884,8 @@ async fn bad_requests_through_the_client_name_the_endpoint() {
 
 #[tokio::test]
 async fn remaining_reference_error_codes() {
-    let (emu, client) = start().await;
+    let f = Fixture::start().await;
+    let (emu, client) = (&f.emu, &f.client);
     let call = |endpoint: &'static str, body: Value| {
         let client = client.clone();
         async move { client.call::<_, Value>(endpoint, &body).await }
@@ -924,8 +910,8 @@ async fn remaining_reference_error_codes() {
         .unwrap_err();
     assert_eq!(api_code(&bad_type), ("tasks.create".into(), 400, 12));
     // Queues: delete a non-empty queue 702 (unless forced); several default queues 708.
-    let queue = new_queue(&client, "non-empty").await;
-    let task = new_task(&client, "occupant").await;
+    let queue = f.queue("non-empty").await;
+    let task = f.task("occupant").await;
     client.queues_add_task(&queue, &task).await.unwrap();
     let err = call("queues.delete", json!({"queue": queue}))
         .await
@@ -956,12 +942,14 @@ async fn remaining_reference_error_codes() {
         "tasks.stopped",
         "tasks.failed",
         "tasks.stop",
-        "tasks.dequeue",
         "tasks.edit",
     ] {
         let err = call(endpoint, json!({"task": "f00"})).await.unwrap_err();
         assert_eq!(api_code(&err), (endpoint.into(), 400, 101));
     }
+    // Dequeueing an unknown task is not an error either (task_operations.py dequeue_task).
+    let v = call("tasks.dequeue", json!({"task": "f00"})).await.unwrap();
+    assert_eq!(v, json!({"dequeued": 1, "updated": 0}));
     // Pinging an unknown task is not an error.
     call("tasks.ping", json!({"task": "f00"})).await.unwrap();
     assert!(emu.call_count("tasks.ping") == 1);
@@ -1058,7 +1046,8 @@ mod raw {
                 (400, 800),
             ),
             ("/v2.23/tasks.teleport", ok(), "{}", (404, 0)),
-            ("/v2.1/tasks.edit_hyper_params", ok(), "{}", (404, 0)),
+            ("/v2.1/tasks.completed", ok(), "{}", (404, 0)),
+            ("/v2.3/queues.get_all", ok(), "{}", (404, 0)),
             ("/not/a/path", ok(), "{}", (400, 0)),
             ("/v2.23/tasks.get_all", None, "{}", (401, 20)),
             (
@@ -1133,8 +1122,15 @@ mod raw {
     #[tokio::test]
     async fn large_event_batches_are_accepted() {
         let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let task = emu.with_store(|s| {
+            let r = serde_json::from_value(json!({"name": "logger", "type": "training"})).unwrap();
+            s.tasks_create(r, clearml_emulator::Ts::now()).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
         let line = format!(
-            "{{\"type\":\"log\",\"task\":\"t\",\"msg\":\"{}\"}}\n",
+            "{{\"type\":\"log\",\"task\":\"{task}\",\"msg\":\"{}\"}}\n",
             "x".repeat(1000)
         );
         let body = line.repeat(4000); // ~4 MB, over axum's default limit
@@ -1185,24 +1181,18 @@ mod raw {
 
 #[tokio::test]
 async fn get_next_task_is_atomic_under_concurrency() {
-    let (_emu, client) = start().await;
-    let queue = new_queue(&client, "contended").await;
+    let f = Fixture::start().await;
+    let client = &f.client;
+    let queue = f.queue("contended").await;
     let mut ids = Vec::new();
     for i in 0..40 {
-        let t = new_task(&client, &format!("task {i}")).await;
-        client
-            .tasks_enqueue(&Enqueue {
-                task: t.clone(),
-                queue: Some(queue.clone()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let t = f.task(&format!("task {i}")).await;
+        f.enqueue(&t, &queue).await;
         ids.push(t);
     }
     let mut pollers = Vec::new();
     for _ in 0..8 {
-        let (client, queue) = (client.clone(), queue.clone());
+        let (client, queue) = (Client::clone(client), queue.clone());
         pollers.push(tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(next) = client.queues_get_next_task(&queue).await.unwrap() {
@@ -1227,20 +1217,13 @@ async fn state_survives_a_restart_with_a_state_file() {
         state_file: Some(dir.path().join("state.json")),
         ..Default::default()
     };
-    let (emu, client) = start_with(config.clone()).await;
-    let queue = new_queue(&client, "persisted").await;
-    let task = new_task(&client, "persisted task").await;
-    client
-        .tasks_enqueue(&Enqueue {
-            task: task.clone(),
-            queue: Some(queue.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    emu.shutdown().await.unwrap();
+    let f = Fixture::with(config.clone()).await;
+    let queue = f.queue("persisted").await;
+    let task = f.queued_task("persisted task", &queue).await;
+    f.emu.shutdown().await.unwrap();
 
-    let (_emu, client) = start_with(config).await;
+    let f = Fixture::with(config).await;
+    let client = &f.client;
     let q = client.queues_get_by_id(&queue).await.unwrap();
     assert_eq!(q.entries[0].task, task);
     assert_eq!(

@@ -2,13 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use policy_runtime::engine::EvalContext;
 use policy_runtime::harness::{self, Verdict};
-use policy_runtime::{EngineConfig, Limits, Policy, PolicyEngine, TaskContext, inspect};
+use policy_runtime::{EngineConfig, Limits, Policy, PolicyEngine, TaskContext, bench, inspect};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -35,10 +34,10 @@ pub struct LoadArgs {
     #[arg(long)]
     pub sha256: Option<String>,
     /// Evaluation timeout in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = Limits::DEFAULT_TIMEOUT_MS)]
     pub timeout_ms: u64,
     /// Memory cap in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MEMORY_MIB)]
     pub memory_mib: usize,
     /// Do not use the on-disk cache of precompiled components.
     #[arg(long)]
@@ -47,17 +46,14 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     fn limits(&self) -> Limits {
-        Limits {
-            timeout: Duration::from_millis(self.timeout_ms),
-            memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
-        }
+        Limits::from_ms_and_mib(self.timeout_ms, self.memory_mib)
     }
 
     fn engine(&self) -> anyhow::Result<PolicyEngine> {
         let config = if self.no_cache {
             EngineConfig::default()
         } else {
-            EngineConfig::with_default_cache()
+            cached_engine_config()
         };
         Ok(PolicyEngine::new(config)?)
     }
@@ -111,10 +107,10 @@ pub struct ChainArgs {
     #[arg(long)]
     pub queue: Option<String>,
     /// Evaluation timeout per step in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = Limits::DEFAULT_TIMEOUT_MS)]
     pub timeout_ms: u64,
     /// Memory cap per step in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MEMORY_MIB)]
     pub memory_mib: usize,
 }
 
@@ -147,10 +143,18 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The engine settings of every command that caches: precompiled components under the cache root.
+fn cached_engine_config() -> EngineConfig {
+    EngineConfig::with_cache_dir(crate::cache::precompiled_dir())
+}
+
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    // Refused under CI before anything runs: a CI run checks golden files and never rewrites them.
+    let bless = harness::bless_requested(args.bless, |name| {
+        cache_paths::process_env(name).map(|v| v.to_string_lossy().into_owned())
+    })?;
     let (_engine, policy) = args.load.load()?;
     let cases = harness::load_cases(&args.cases)?;
-    let bless = args.bless || harness::bless_from_env();
     println!(
         "policy {} ({} cases from {})",
         policy.name(),
@@ -188,16 +192,14 @@ fn read_yaml(path: &Path) -> anyhow::Result<serde_json::Value> {
 
 fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (_engine, policy) = args.load.load()?;
-    let task: TaskContext =
-        serde_yaml::from_value(serde_yaml::to_value(read_yaml(&args.task)?)?)
-            .with_context(|| format!("{} is not a task context", args.task.display()))?;
+    let task = read_task(&args.task)?;
     let pod = read_yaml(&args.pod)?;
     let config = match &args.config {
         Some(path) => read_yaml(path)?,
         None => serde_json::Value::Null,
     }
     .to_string();
-    let queue = Some(task.queue_name.as_str()).filter(|q| !q.is_empty());
+    let queue = task.queue_for_messages(None);
     policy.validate_config(
         &config,
         EvalContext {
@@ -230,17 +232,16 @@ fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A task file through the one task reader: errors name the field (`task.yaml: properties: invalid type ...`).
 fn read_task(path: &Path) -> anyhow::Result<TaskContext> {
-    serde_yaml::from_value(serde_yaml::to_value(read_yaml(path)?)?)
-        .with_context(|| format!("{} is not a task context", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    TaskContext::from_yaml(&text).with_context(|| format!("{} is not a task", path.display()))
 }
 
 fn chain(args: ChainArgs) -> anyhow::Result<ExitCode> {
-    let engine = PolicyEngine::new(EngineConfig::with_default_cache())?;
-    let limits = Limits {
-        timeout: Duration::from_millis(args.timeout_ms),
-        memory_bytes: args.memory_mib.saturating_mul(1024 * 1024),
-    };
+    let engine = PolicyEngine::new(cached_engine_config())?;
+    let limits = Limits::from_ms_and_mib(args.timeout_ms, args.memory_mib);
     let task = read_task(&args.task)?;
     let pod = read_yaml(&args.pod)?;
     let mut steps = Vec::with_capacity(args.steps.len());
@@ -258,11 +259,7 @@ fn chain(args: ChainArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let chain = policy_runtime::PolicyChain::new(steps);
-    let queue = args
-        .queue
-        .as_deref()
-        .or(Some(task.queue_name.as_str()))
-        .filter(|q| !q.is_empty());
+    let queue = task.queue_for_messages(args.queue.as_deref());
     chain.validate_configs(queue)?;
     let outcome = chain.run(&pod, &task, queue)?;
     print!("{}", harness::to_yaml(&outcome.pod));
@@ -297,19 +294,6 @@ fn chain(args: ChainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// p-th percentile of sorted durations.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.load.wasm)
         .with_context(|| format!("cannot read {}", args.load.wasm.display()))?;
@@ -317,100 +301,13 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         || "policy".to_string(),
         |s| s.to_string_lossy().into_owned(),
     );
-    let limits = args.load.limits();
-
-    // Compile without a cache, then load through a fresh cache directory twice (miss, then hits).
-    let started = Instant::now();
-    PolicyEngine::new(EngineConfig::default())?.load(&name, &bytes, None, limits)?;
-    let compile = started.elapsed();
-    let cache_dir = tempfile_dir()?;
-    let cached_engine = PolicyEngine::new(EngineConfig {
-        cache_dir: Some(cache_dir.clone()),
-        ..EngineConfig::default()
-    })?;
-    cached_engine.load(&name, &bytes, None, limits)?;
-    let mut cache_loads: Vec<Duration> = (0..20)
-        .map(|_| {
-            let t = Instant::now();
-            cached_engine
-                .load(&name, &bytes, None, limits)
-                .map(|_| t.elapsed())
-        })
-        .collect::<Result<_, _>>()?;
-    cache_loads.sort();
-    let policy = cached_engine.load(&name, &bytes, None, limits)?;
-    let _ = std::fs::remove_dir_all(&cache_dir);
-    println!(
-        "policy {name}: {:.1} KB, sha256 {}",
-        bytes.len() as f64 / 1024.0,
-        &policy.sha256()[..16]
-    );
-    println!(
-        "  compile (Cranelift, no cache):   {:.1} ms",
-        compile.as_secs_f64() * 1e3
-    );
-    println!(
-        "  load from cache (n=20):          p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&cache_loads, 50.0).as_secs_f64() * 1e3,
-        percentile(&cache_loads, 99.0).as_secs_f64() * 1e3
-    );
-
     let cases = match &args.cases {
         Some(dir) => harness::load_cases(dir)?,
-        None => vec![builtin_case()?],
+        None => vec![bench::builtin_case()?],
     };
-    for case in cases
-        .iter()
-        .filter(|c| !matches!(c.expected, harness::Expected::Error(_)))
-    {
-        let pod_json = serde_json::to_string(&case.pod)?;
-        // Warm up (page in code, fill allocator caches) before measuring.
-        for _ in 0..20 {
-            policy.transform(&pod_json, &case.task, &case.config_json, None)?;
-        }
-        let mut samples = Vec::with_capacity(args.iterations);
-        for _ in 0..args.iterations {
-            let t = Instant::now();
-            policy.transform(&pod_json, &case.task, &case.config_json, None)?;
-            samples.push(t.elapsed());
-        }
-        samples.sort();
-        let mean = samples.iter().sum::<Duration>()
-            / u32::try_from(samples.len().max(1)).unwrap_or(u32::MAX);
-        println!(
-            "  evaluate {:<28} p50 {}, p99 {}, mean {} (n={}, fresh instance each, pod {} B)",
-            case.name,
-            micros(percentile(&samples, 50.0)),
-            micros(percentile(&samples, 99.0)),
-            micros(mean),
-            samples.len(),
-            pod_json.len()
-        );
-    }
+    let report = bench::bench(&name, &bytes, args.load.limits(), &cases, args.iterations)?;
+    print!("{report}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The realistic pod of the Rust template's `labels-and-resources` case, compiled in so `policy bench` works on any
-/// component without case files.
-fn builtin_case() -> anyhow::Result<harness::Case> {
-    const POD: &str =
-        include_str!("../../../examples/rust-policy-template/cases/labels-and-resources/pod.yaml");
-    const TASK: &str =
-        include_str!("../../../examples/rust-policy-template/cases/labels-and-resources/task.yaml");
-    Ok(harness::Case {
-        name: "builtin-realistic-pod".to_string(),
-        dir: PathBuf::new(),
-        task: serde_yaml::from_str(TASK)?,
-        pod: serde_yaml::from_str(POD)?,
-        config_json: "null".to_string(),
-        expected: harness::Expected::Nothing,
-    })
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("clearml-policy-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }
 
 fn inspect_component(path: &Path) -> anyhow::Result<ExitCode> {

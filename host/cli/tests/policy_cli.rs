@@ -11,13 +11,7 @@ fn bin() -> Command {
 }
 
 fn policy(name: &str) -> PathBuf {
-    let dir = std::env::var_os("POLICY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/clearml-k8s-agent/policies")
-        });
-    let path = dir.join(format!("{name}.wasm"));
+    let path = cache_paths::test_policy(name);
     assert!(
         path.is_file(),
         "{} is missing: run `just wasm`",
@@ -80,7 +74,9 @@ fn a_mismatch_fails_with_a_diff_and_bless_rewrites_it() {
             .arg(policy("rust-policy-template"))
             .arg("--cases")
             .arg(dir.path())
-            .env("BLESS", "0");
+            .env("BLESS", "0")
+            // Blessing is refused under CI; this test blesses a scratch copy on purpose.
+            .env_remove("CI");
         if bless {
             cmd.arg("--bless");
         }
@@ -113,14 +109,83 @@ fn a_case_without_expectation_fails_until_blessed() {
         .arg(policy("rust-policy-template"))
         .arg("--cases")
         .arg(dir.path())
-        .env("BLESS", "0");
+        .env("BLESS", "0")
+        .env_remove("CI");
     let (out, text) = run(&mut cmd);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("--bless"), "{text}");
     let (out, text) = run(cmd.env("BLESS", "1"));
     assert!(out.status.success(), "{text}");
     let written = std::fs::read_to_string(case.join("expected-error.txt")).unwrap();
-    assert!(written.contains("unknown key `labelz`"), "{written}");
+    assert!(
+        written.starts_with("invalid-config: ") && written.contains("unknown key `labelz`"),
+        "{written}"
+    );
+}
+
+#[test]
+fn blessing_is_refused_under_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("new-case");
+    copy_dir(&template_cases().join("invalid-config"), &case);
+    std::fs::remove_file(case.join("expected-error.txt")).unwrap();
+    let (out, text) = run(bin()
+        .args(["policy", "test", "--bless"])
+        .arg(policy("rust-policy-template"))
+        .arg("--cases")
+        .arg(dir.path())
+        .env("CI", "true"));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("blessing refused: CI=true"), "{text}");
+    assert!(!case.join("expected-error.txt").exists());
+}
+
+#[test]
+fn an_error_of_the_wrong_kind_fails_and_an_empty_expectation_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("invalid-config");
+    copy_dir(&template_cases().join("invalid-config"), &case);
+    let expected = case.join("expected-error.txt");
+    let original = std::fs::read_to_string(&expected).unwrap();
+    let test = || {
+        run(bin()
+            .args(["policy", "test"])
+            .arg(policy("rust-policy-template"))
+            .arg("--cases")
+            .arg(dir.path())
+            .env_remove("BLESS"))
+    };
+    std::fs::write(&expected, original.replace("invalid-config:", "reject:")).unwrap();
+    let (out, text) = test();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("kind `reject`") && text.contains("kind `invalid-config`"),
+        "{text}"
+    );
+    std::fs::write(&expected, "\n").unwrap();
+    let (out, text) = test();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("expected-error.txt: is empty"), "{text}");
+}
+
+#[test]
+fn a_task_file_error_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = dir.path().join("task.yaml");
+    std::fs::write(&task, "id: 42\nproperties: [k8s/gpus]\n").unwrap();
+    let case = template_cases().join("labels-and-resources");
+    let (out, text) = run(bin()
+        .args(["policy", "run"])
+        .arg(policy("rust-policy-template"))
+        .arg("--task")
+        .arg(&task)
+        .arg("--pod")
+        .arg(case.join("pod.yaml")));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("properties: invalid type: sequence"),
+        "{text}"
+    );
 }
 
 #[test]

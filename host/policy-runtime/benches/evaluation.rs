@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use policy_runtime::bench::percentile;
 use policy_runtime::harness::Case;
 use policy_runtime::{ChainStep, EngineConfig, Limits, PolicyChain, PolicyEngine};
 
@@ -16,11 +17,6 @@ use policy_runtime::{ChainStep, EngineConfig, Limits, PolicyChain, PolicyEngine}
 mod native_policy;
 
 const ITERATIONS: usize = 5000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 fn measure(mut f: impl FnMut()) -> Vec<Duration> {
     for _ in 0..200 {
@@ -55,6 +51,7 @@ fn bench_default_chain(
     policy_dir: &Path,
     case: &Case,
 ) -> anyhow::Result<()> {
+    let task = policy_runtime::TaskContext::from(case.task.clone());
     let steps = [
         (
             "template-overrides",
@@ -95,7 +92,7 @@ fn bench_default_chain(
     }
     let chain = PolicyChain::new(chain_steps);
     chain.validate_configs(Some("1xGPU"))?;
-    let outcome = chain.run(&case.pod, &case.task, Some("1xGPU"))?;
+    let outcome = chain.run(&case.pod, &task, Some("1xGPU"))?;
     // Each step on the pod it really receives in the chain.
     let mut input = case.pod.clone();
     for (index, (step, provenance)) in chain.steps().iter().zip(&outcome.steps).enumerate() {
@@ -104,7 +101,7 @@ fn bench_default_chain(
             &format!("step {} (fresh instance + transform)", provenance.policy),
             &measure(|| {
                 step.policy
-                    .transform(&pod, &case.task, &step.config_json, None)
+                    .transform(&pod, &task, &step.config_json, None)
                     .expect("step succeeds");
             }),
         );
@@ -118,7 +115,7 @@ fn bench_default_chain(
         &measure(|| {
             for step in chain.steps() {
                 step.policy
-                    .transform(&pod_json, &case.task, &step.config_json, None)
+                    .transform(&pod_json, &task, &step.config_json, None)
                     .expect("step succeeds");
             }
         }),
@@ -127,7 +124,7 @@ fn bench_default_chain(
         "default chain, 4 steps + final Pod check",
         &measure(|| {
             chain
-                .run(&case.pod, &case.task, Some("1xGPU"))
+                .run(&case.pod, &task, Some("1xGPU"))
                 .expect("chain succeeds");
         }),
     );
@@ -180,16 +177,13 @@ fn bench_demo_chain(engine: &PolicyEngine, policy_dir: &Path, root: &Path) -> an
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let policy_dir = std::env::var_os("POLICY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/clearml-k8s-agent/policies")
-        });
-    let wasm = policy_dir.join("rust-policy-template.wasm");
+    let wasm = cache_paths::test_policy("rust-policy-template");
+    let policy_dir = wasm.parent().map(Path::to_path_buf).unwrap_or_default();
     let bytes = std::fs::read(&wasm)
         .map_err(|e| anyhow::anyhow!("{}: {e} (run `just wasm`)", wasm.display()))?;
     let case = Case::load(&root.join("examples/rust-policy-template/cases/labels-and-resources"))?;
+    let task = policy_runtime::TaskContext::from(case.task.clone());
+    let config_json = case.config.to_string();
     let pod_json = serde_json::to_string(&case.pod)?;
     println!(
         "policy rust-policy-template: component {:.1} KB; pod {} bytes, {} containers",
@@ -236,21 +230,15 @@ fn main() -> anyhow::Result<()> {
         "wasm: fresh instance + transform",
         &measure(|| {
             policy
-                .transform(&pod_json, &case.task, &case.config_json, None)
+                .transform(&pod_json, &task, &config_json, None)
                 .expect("transform succeeds");
         }),
     );
     report(
         "wasm: + parse output + strict Pod check",
         &measure(|| {
-            policy_runtime::chain::run_step(
-                &policy,
-                &case.pod,
-                &case.task,
-                &case.config_json,
-                None,
-            )
-            .expect("step succeeds");
+            policy_runtime::chain::run_step(&policy, &case.pod, &task, &config_json, None)
+                .expect("step succeeds");
         }),
     );
     // Host overhead alone: a policy that returns its input unparsed (fresh store, WASI context, instantiate, copy
@@ -263,7 +251,7 @@ fn main() -> anyhow::Result<()> {
             "wasm: fresh instance, identity policy",
             &measure(|| {
                 identity
-                    .transform(&pod_json, &case.task, config, None)
+                    .transform(&pod_json, &task, config, None)
                     .expect("identity succeeds");
             }),
         );
@@ -294,13 +282,13 @@ fn main() -> anyhow::Result<()> {
     bench_demo_chain(&engine, &policy_dir, &root)?;
 
     let task = native_policy::TaskInfo {
-        id: &case.task.id,
+        id: &task.id,
         user: case.task.user.as_deref(),
     };
     let native_p50 = report(
         "native Rust: same transform (JSON in/out)",
         &measure(|| {
-            let config = native_policy::parse_config(&case.config_json).expect("config parses");
+            let config = native_policy::parse_config(&config_json).expect("config parses");
             let mut pod: serde_json::Value = serde_json::from_str(&pod_json).expect("pod parses");
             native_policy::transform(&mut pod, &task, &config).expect("transform succeeds");
             std::hint::black_box(pod.to_string());

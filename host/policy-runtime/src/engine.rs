@@ -15,7 +15,8 @@ use crate::inspect;
 use crate::state::{EvalLabels, EvalState, LogRecord};
 use crate::task::TaskContext;
 
-/// Per-policy evaluation limits. Defaults: 100 ms, 64 MiB.
+/// Per-policy evaluation limits. Defaults: [`Limits::DEFAULT_TIMEOUT_MS`] ms, [`Limits::DEFAULT_MEMORY_MIB`] MiB:
+/// the one place they are set (the CLI's flags and the agent take them from here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock budget of one evaluation (instantiation + call), enforced by epoch interruption.
@@ -24,17 +25,30 @@ pub struct Limits {
     pub memory_bytes: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// Default evaluation timeout, in milliseconds: ample for a Rust policy (~0.1 ms), enough for the Python and
+    /// JavaScript examples once compiled.
+    pub const DEFAULT_TIMEOUT_MS: u64 = 100;
+    /// Default memory cap, in MiB.
+    pub const DEFAULT_MEMORY_MIB: usize = 64;
+
+    /// Limits from a timeout in milliseconds and a memory cap in MiB (the units of the CLI's flags).
+    pub fn from_ms_and_mib(timeout_ms: u64, memory_mib: usize) -> Self {
         Self {
-            timeout: Duration::from_millis(100),
-            memory_bytes: 64 * 1024 * 1024,
+            timeout: Duration::from_millis(timeout_ms),
+            memory_bytes: memory_mib.saturating_mul(1024 * 1024),
         }
     }
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Self::from_ms_and_mib(Self::DEFAULT_TIMEOUT_MS, Self::DEFAULT_MEMORY_MIB)
+    }
+}
+
 /// How the engine is set up. `EngineConfig::default()` suits tests (no disk cache); the agent and the CLI use
-/// [`EngineConfig::with_default_cache`].
+/// [`EngineConfig::with_cache_dir`].
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Directory for precompiled components; `None` compiles every load.
@@ -61,16 +75,11 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// Default settings with the cache at `$CLEARML_K8S_AGENT_CACHE/precompiled` (default
-    /// `~/.cache/clearml-k8s-agent/precompiled`).
-    pub fn with_default_cache() -> Self {
-        let root = std::env::var_os("CLEARML_K8S_AGENT_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/clearml-k8s-agent"))
-            });
+    /// Default settings with precompiled components cached in `dir` (the caller decides where: binaries use
+    /// `cache_paths`; the library never reads the environment).
+    pub fn with_cache_dir(dir: Option<PathBuf>) -> Self {
         Self {
-            cache_dir: root.map(|r| r.join("precompiled")),
+            cache_dir: dir,
             ..Self::default()
         }
     }
@@ -430,9 +439,7 @@ impl Policy {
     ) -> Result<Evaluation<String>, EvalError> {
         let wit_task = task.to_wit();
         let ctx = EvalContext {
-            queue: queue
-                .or(Some(task.queue_name.as_str()))
-                .filter(|q| !q.is_empty()),
+            queue: task.queue_for_messages(queue),
             task_id: Some(task.id.as_str()).filter(|t| !t.is_empty()),
         };
         self.evaluate(ctx, |instance, store| {

@@ -14,11 +14,13 @@
 //!    deadline and a memory cap ([`Limits`]). Failures are typed ([`EvalError`]) and name the policy, queue and task.
 //! 4. [`PolicyChain`] runs a pod through a queue's ordered policies, validating the pod after every step
 //!    ([`pod::validate_pod`]) and recording an RFC 6902 patch per step for provenance.
-//! 5. [`harness`] runs golden cases (`policy test`), used by the CLI and by [`policy-testing`] for authors.
+//! 5. [`harness`] runs golden cases (`policy test`; the case format is `policy-cases`, shared with the guests),
+//!    used by the CLI and by `policy-testing` for authors; [`bench`] measures a component (`policy bench`).
 //!
 //! Evaluation is synchronous and CPU-bound; async callers use [`PolicyEngine::run_blocking`], which runs it off the
 //! reactor under a concurrency limit.
 
+pub mod bench;
 mod bindings;
 pub mod cache;
 pub mod chain;

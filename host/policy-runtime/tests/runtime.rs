@@ -4,7 +4,6 @@
 // Test helpers may unwrap too: a panic is the test failure we want (clippy only exempts #[test] fns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,17 +15,8 @@ use policy_runtime::{
 };
 use serde_json::{Value, json};
 
-fn policy_dir() -> PathBuf {
-    std::env::var_os("POLICY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/clearml-k8s-agent/policies")
-        })
-}
-
 fn component(name: &str) -> Vec<u8> {
-    let path = policy_dir().join(format!("{name}.wasm"));
+    let path = cache_paths::test_policy(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read {} ({e}): build the test components first with `just wasm`",
@@ -119,7 +109,7 @@ fn a_policy_that_loops_forever_times_out_and_the_host_carries_on() {
     let err = run_hostile("loop").unwrap_err();
     match &err.kind {
         EvalErrorKind::Timeout { limit, elapsed } => {
-            assert_eq!(*limit, Duration::from_millis(100));
+            assert_eq!(*limit, Limits::default().timeout);
             assert!(*elapsed >= *limit, "{elapsed:?}");
             assert!(*elapsed < Duration::from_secs(2), "{elapsed:?}");
         }
@@ -137,7 +127,7 @@ fn a_policy_that_allocates_without_bound_hits_its_memory_cap() {
     assert_eq!(
         kind_of("alloc"),
         EvalErrorKind::MemoryLimit {
-            limit_bytes: 64 * 1024 * 1024
+            limit_bytes: Limits::default().memory_bytes
         }
     );
     assert_eq!(run_hostile("ok").unwrap(), pod());
@@ -357,6 +347,47 @@ fn a_corrupted_cache_entry_is_recompiled_not_loaded() {
             .load_stats()
             .outcome,
         CacheOutcome::Hit
+    );
+}
+
+#[test]
+fn the_cache_is_owner_only_and_refuses_what_others_could_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("nested/precompiled");
+    let engine = PolicyEngine::new(EngineConfig::with_cache_dir(Some(dir.clone()))).unwrap();
+    assert_eq!(mode(&dir), 0o700, "a new cache directory is owner-only");
+    let bytes = component("rust-policy-template");
+    engine.load("p", &bytes, None, Limits::default()).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!entries.is_empty());
+    for entry in &entries {
+        assert_eq!(mode(entry), 0o600, "{}", entry.display());
+    }
+
+    // An entry others could have replaced is recompiled, never loaded (and rewritten owner-only).
+    for entry in &entries {
+        std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let reloaded = engine.load("p", &bytes, None, Limits::default()).unwrap();
+    assert_eq!(reloaded.load_stats().outcome, CacheOutcome::Recompiled);
+    for entry in &entries {
+        assert_eq!(mode(entry), 0o600, "{}", entry.display());
+    }
+
+    // A directory others can write is refused outright.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = PolicyEngine::new(EngineConfig::with_cache_dir(Some(dir.clone())))
+        .err()
+        .expect("a world-writable cache is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("refusing the policy cache") && text.contains("mode 777"),
+        "{text}"
     );
 }
 

@@ -28,13 +28,6 @@ fn run(task: &Task, config: Value) -> Result<Value, PolicyError> {
 }
 
 #[test]
-fn golden_cases() {
-    policy_kit::testing::run_cases::<GpuSizing>(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases"),
-    );
-}
-
-#[test]
 fn property_beats_tag_beats_queue() {
     let config = json!({"gpus": 1});
     let t = task(&[("k8s/gpus", "3")], &["gpus=2"]);

@@ -1,143 +1,86 @@
 //! Native golden-case runner: the same `cases/<name>/` folders the host's `policy test` harness runs against the
 //! built component, run here against the plugin's Rust logic so `cargo test` catches a regression without a wasm
-//! build. `BLESS=1 cargo test` writes `expected.yaml` for cases that have no `expected-error.txt` (check the diff by
-//! eye before committing it).
+//! build. The case format, the loader and the BLESS rule are `policy-cases`' (shared with the host), so a case
+//! means the same thing in both places: an `expected-error.txt` states the kind (`reject`, `invalid-config`,
+//! `internal`) and a text, and both are checked.
+//!
+//! Each case is its own test: a plugin has a `harness = false` test target whose `main` is [`main`]:
+//! ```no_run
+//! # struct MyPolicy;
+//! # impl policy_kit::Policy for MyPolicy {
+//! #     type Config = ();
+//! #     fn parse_config(_: &serde_json::Value) -> Result<(), policy_kit::PolicyError> { Ok(()) }
+//! #     fn transform(p: serde_json::Value, _: &policy_kit::Task, _: &(), _: &mut dyn policy_kit::Logger)
+//! #         -> Result<serde_json::Value, policy_kit::PolicyError> { Ok(p) }
+//! # }
+//! // tests/golden.rs, with `[[test]] name = "golden" harness = false` in Cargo.toml
+//! fn main() -> std::process::ExitCode {
+//!     policy_kit::testing::main::<MyPolicy>(concat!(env!("CARGO_MANIFEST_DIR"), "/cases"))
+//! }
+//! ```
+//! `BLESS=1 cargo test` rewrites the expectations of failing cases (refused under `CI`; check the diff by eye
+//! before committing it).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::ExitCode;
 
+pub use policy_cases::{Case, CaseTask, ErrorKind, Failure, Outcome};
 use serde_json::Value;
 
 use crate::{Policy, PolicyError, Task, VecLogger};
 
-/// Read a YAML file as JSON.
-fn read_yaml(path: &Path) -> Result<Value, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Build a [`Task`] from `task.yaml` (kebab-case or snake_case keys; `properties` is a map).
-pub fn task_from_yaml(value: &Value) -> Result<Task, String> {
-    let object = value.as_object().ok_or("task.yaml must be a map")?;
-    let mut task = Task::default();
-    for (key, v) in object {
-        let text = || scalar(v).ok_or(format!("task.{key} must be a scalar"));
-        match key.replace('_', "-").as_str() {
-            "id" => task.id = text()?,
-            "name" => task.name = text()?,
-            "project" => task.project = scalar(v),
-            "user" => task.user = scalar(v),
-            "queue-id" => task.queue_id = text()?,
-            "queue-name" => task.queue_name = text()?,
-            "image" => task.image = scalar(v),
-            "tags" => {
-                let items = v.as_array().ok_or("task.tags must be a list")?;
-                task.tags = items
-                    .iter()
-                    .map(|t| scalar(t).ok_or("task.tags items must be strings"))
-                    .collect::<Result<_, _>>()?;
-            }
-            "properties" => {
-                let map = v.as_object().ok_or("task.properties must be a map")?;
-                for (k, v) in map {
-                    task.properties.push((
-                        k.clone(),
-                        scalar(v).ok_or(format!("task.properties.{k} must be a scalar"))?,
-                    ));
-                }
-            }
-            other => return Err(format!("task.yaml: unknown key `{other}`")),
+impl From<CaseTask> for Task {
+    fn from(task: CaseTask) -> Self {
+        Self {
+            id: task.id,
+            name: task.name,
+            project: task.project,
+            user: task.user,
+            queue_id: task.queue_id,
+            queue_name: task.queue_name,
+            tags: task.tags,
+            image: task.image,
+            // Sorted by key, as the host hands them to a component.
+            properties: task.properties.into_iter().collect(),
         }
     }
-    Ok(task)
 }
 
-/// Run one case; `Ok` when it matched (or was blessed).
-fn run_case<P: Policy>(dir: &Path, bless: bool) -> Result<(), String> {
-    let task = task_from_yaml(&read_yaml(&dir.join("task.yaml"))?)?;
-    let pod = read_yaml(&dir.join("pod.yaml"))?;
-    let config = read_yaml(&dir.join("config.yaml"))?;
-    let config_json = config.to_string();
-    let pod_json = pod.to_string();
+/// The case kind and message of a policy's error.
+pub fn failure(err: &PolicyError) -> Failure {
+    let (kind, message) = match err {
+        PolicyError::Reject(m) => (ErrorKind::Reject, m),
+        PolicyError::InvalidConfig(m) => (ErrorKind::InvalidConfig, m),
+        PolicyError::Internal(m) => (ErrorKind::Internal, m),
+    };
+    Failure {
+        kind,
+        message: message.clone(),
+        full: err.to_string(),
+    }
+}
+
+/// Evaluate a case as the host does: `validate-config` first (as at load time), then the transform, on the JSON
+/// strings that cross the WIT boundary.
+pub fn evaluate<P: Policy>(case: &Case) -> Outcome {
+    let task = Task::from(case.task.clone());
+    let config_json = case.config.to_string();
+    let pod_json = case.pod.to_string();
     let run = || -> Result<Value, PolicyError> {
-        // validate-config first, as the host does at load time.
         crate::parse_config_str::<P>(&config_json)?;
         let out =
             crate::transform_str::<P>(&pod_json, &task, &config_json, &mut VecLogger::default())?;
         serde_json::from_str(&out).map_err(|e| PolicyError::Internal(e.to_string()))
     };
-    let first = run();
-    if first != run() {
-        return Err("not deterministic: two runs gave different results".to_owned());
-    }
-    let error_file = dir.join("expected-error.txt");
-    if error_file.exists() {
-        let want = fs::read_to_string(&error_file).map_err(|e| e.to_string())?;
-        let want = want.trim();
-        return match first {
-            Err(err) if err.to_string().contains(want) => Ok(()),
-            Err(err) => Err(format!("error `{err}` does not contain `{want}`")),
-            Ok(_) => Err(format!("expected an error containing `{want}`, got a pod")),
-        };
-    }
-    let got = first.map_err(|e| format!("unexpected error: {e}"))?;
-    let expected_file = dir.join("expected.yaml");
-    if bless {
-        let text = serde_yaml::to_string(&got).map_err(|e| e.to_string())?;
-        return fs::write(&expected_file, text).map_err(|e| e.to_string());
-    }
-    let want = read_yaml(&expected_file)?;
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!(
-            "output differs from expected.yaml\n--- got ---\n{}",
-            serde_yaml::to_string(&got).unwrap_or_default()
-        ))
-    }
+    run().map_err(|e| failure(&e))
 }
 
-/// Run every case under `cases_dir` against `P`; panics listing the failures. A plugin without cases fails.
-pub fn run_cases<P: Policy>(cases_dir: &Path) {
-    let bless = std::env::var_os("BLESS").is_some_and(|v| v == "1");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(cases_dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (every plugin needs golden cases)",
-                cases_dir.display()
-            )
-        })
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    assert!(
-        !dirs.is_empty(),
-        "{}: no cases (every plugin needs golden cases)",
-        cases_dir.display()
-    );
-    let failures: Vec<String> = dirs
-        .iter()
-        .filter_map(|dir| {
-            run_case::<P>(dir, bless)
-                .err()
-                .map(|e| format!("{}: {e}", dir.display()))
-        })
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        dirs.len(),
-        failures.join("\n\n")
-    );
+/// The `main` of a plugin's `harness = false` golden test: every case under `cases_dir` is its own test. A plugin
+/// without cases fails.
+pub fn main<P: Policy + 'static>(cases_dir: impl AsRef<Path>) -> ExitCode {
+    policy_cases::run_as_tests(
+        cases_dir.as_ref(),
+        |name| std::env::var(name).ok(),
+        |case| (evaluate::<P>(case), evaluate::<P>(case)),
+    )
 }

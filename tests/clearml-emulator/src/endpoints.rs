@@ -26,76 +26,82 @@ impl std::fmt::Display for Version {
     }
 }
 
-/// Every endpoint the emulator answers, with the `min_version` it reports as `actual_version`. Calls below that
-/// version get 404/0, like a real server.
-const ENDPOINTS: &[(&str, &str)] = &[
-    ("auth.login", "2.1"),
-    ("debug.ping", "1.0"),
-    ("server.info", "1.0"),
-    ("users.get_current_user", "1.0"),
-    ("projects.create", "1.0"),
-    ("projects.get_all", "1.0"),
-    ("projects.get_by_id", "1.0"),
-    ("tasks.create", "2.1"),
-    ("tasks.get_by_id", "1.0"),
-    ("tasks.get_all", "1.0"),
-    ("tasks.get_all_ex", "2.4"),
-    ("tasks.edit", "1.0"),
-    ("tasks.update", "1.0"),
-    ("tasks.enqueue", "1.5"),
-    ("tasks.dequeue", "1.5"),
-    ("tasks.reset", "1.0"),
-    ("tasks.started", "2.1"),
-    ("tasks.stopped", "2.1"),
-    ("tasks.failed", "2.1"),
-    ("tasks.completed", "2.2"),
-    ("tasks.stop", "1.0"),
-    ("tasks.publish", "1.5"),
-    ("tasks.close", "1.0"),
-    ("tasks.ping", "1.0"),
-    ("tasks.delete", "1.0"),
-    ("tasks.edit_hyper_params", "2.9"),
-    ("tasks.add_or_update_artifacts", "2.10"),
-    ("tasks.delete_artifacts", "2.10"),
-    ("tasks.add_or_update_model", "2.13"),
-    ("tasks.edit_configuration", "2.9"),
-    ("tasks.set_requirements", "2.1"),
-    ("queues.get_all", "2.4"),
-    ("queues.get_by_id", "2.4"),
-    ("queues.create", "2.4"),
-    ("queues.update", "2.4"),
-    ("queues.delete", "2.4"),
-    ("queues.get_default", "2.4"),
-    ("queues.get_next_task", "1.0"),
-    ("queues.add_task", "2.4"),
-    ("queues.remove_task", "2.4"),
-    ("queues.move_task_to_front", "2.4"),
-    ("queues.move_task_to_back", "2.4"),
-    ("queues.move_task_forward", "2.4"),
-    ("queues.move_task_backward", "2.4"),
-    ("queues.peek_task", "2.15"),
-    ("queues.get_num_entries", "2.20"),
-    ("queues.clear_queue", "2.20"),
-    ("queues.add_or_update_metadata", "2.13"),
-    ("queues.get_queue_metrics", "2.4"),
-    ("workers.register", "2.4"),
-    ("workers.unregister", "2.4"),
-    ("workers.status_report", "2.4"),
-    ("workers.get_all", "2.4"),
-    ("workers.get_activity_report", "2.4"),
-    ("events.add", "1.0"),
-    ("events.add_batch", "1.0"),
-    ("events.debug_images", "2.1"),
-    ("events.get_task_log", "1.0"),
+/// Every endpoint the emulator answers, with the `min_version` of each implementation, as clearml-server's
+/// `@endpoint(name, min_version=...)` decorators in `apiserver/services/*.py` declare them (default "1.0"). The
+/// server picks the newest implementation at or below the requested version (`service_repo.py` `_get_endpoint`)
+/// and reports its `min_version` as `actual_version`; a call below every `min_version` is 404/0.
+const ENDPOINTS: &[(&str, &[&str])] = &[
+    ("auth.login", &["1.0"]),
+    ("debug.ping", &["1.0"]),
+    ("server.info", &["1.0", "2.8", "2.12"]),
+    ("users.get_current_user", &["1.0"]),
+    ("projects.create", &["1.0"]),
+    ("projects.get_all", &["1.0"]),
+    ("projects.get_by_id", &["1.0"]),
+    ("tasks.create", &["1.0"]),
+    ("tasks.get_by_id", &["1.0"]),
+    ("tasks.get_all", &["1.0"]),
+    ("tasks.get_all_ex", &["1.0"]),
+    ("tasks.edit", &["1.0"]),
+    ("tasks.update", &["1.0"]),
+    ("tasks.enqueue", &["1.0"]),
+    ("tasks.dequeue", &["1.0"]),
+    ("tasks.reset", &["1.0"]),
+    ("tasks.started", &["1.0"]),
+    ("tasks.stopped", &["1.0"]),
+    ("tasks.failed", &["1.0"]),
+    ("tasks.completed", &["2.2"]),
+    ("tasks.stop", &["1.0"]),
+    ("tasks.stop_many", &["1.0"]),
+    ("tasks.publish", &["1.0"]),
+    ("tasks.close", &["1.0"]),
+    ("tasks.ping", &["1.0"]),
+    ("tasks.delete", &["1.0"]),
+    ("tasks.edit_hyper_params", &["1.0"]),
+    ("tasks.add_or_update_artifacts", &["2.10"]),
+    ("tasks.delete_artifacts", &["2.10"]),
+    ("tasks.add_or_update_model", &["2.13"]),
+    ("tasks.edit_configuration", &["1.0"]),
+    ("tasks.set_requirements", &["1.0"]),
+    ("queues.get_all", &["2.4"]),
+    ("queues.get_by_id", &["2.4"]),
+    ("queues.create", &["2.4"]),
+    ("queues.update", &["2.4"]),
+    ("queues.delete", &["2.4"]),
+    ("queues.get_default", &["2.4"]),
+    ("queues.get_next_task", &["1.0"]),
+    ("queues.add_task", &["2.4"]),
+    ("queues.remove_task", &["2.4"]),
+    ("queues.move_task_to_front", &["2.4"]),
+    ("queues.move_task_to_back", &["2.4"]),
+    ("queues.move_task_forward", &["2.4"]),
+    ("queues.move_task_backward", &["2.4"]),
+    ("queues.peek_task", &["2.15"]),
+    ("queues.get_num_entries", &["2.15"]),
+    ("queues.clear_queue", &["1.0"]),
+    ("queues.add_or_update_metadata", &["2.13"]),
+    ("queues.get_queue_metrics", &["2.4"]),
+    ("workers.register", &["2.4"]),
+    ("workers.unregister", &["2.4"]),
+    ("workers.status_report", &["2.4"]),
+    ("workers.get_all", &["2.4"]),
+    ("workers.get_activity_report", &["2.4"]),
+    ("events.add", &["1.0"]),
+    ("events.add_batch", &["1.0"]),
+    ("events.debug_images", &["1.0", "1.8", "2.7"]),
+    ("events.get_task_log", &["1.0", "1.7", "2.9"]),
 ];
 
 /// Enterprise-only endpoints, answered only when the emulator is configured with a non-`basic` feature set.
-// The enterprise schema is not public; its min_version is assumed to be that of the other workers calls.
-const ENTERPRISE_ENDPOINTS: &[(&str, &str)] = &[("workers.cluster_report", "2.4")];
+// The enterprise server is not public; its min_version is assumed to be that of the other workers calls.
+const ENTERPRISE_ENDPOINTS: &[(&str, &[&str])] = &[
+    ("workers.cluster_report", &["2.4"]),
+    ("workers.cluster_unregister", &["2.4"]),
+];
 
 /// The `min_version` of the newest implementation of `name` at or below `requested`, if any.
 pub fn resolve(name: &str, requested: Version, enterprise: bool) -> Option<Version> {
-    let extra: &[(&str, &str)] = if enterprise {
+    let extra: &[(&str, &[&str])] = if enterprise {
         ENTERPRISE_ENDPOINTS
     } else {
         &[]
@@ -103,9 +109,12 @@ pub fn resolve(name: &str, requested: Version, enterprise: bool) -> Option<Versi
     ENDPOINTS
         .iter()
         .chain(extra)
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| Version::parse(v))
+        .find(|(n, _)| *n == name)?
+        .1
+        .iter()
+        .filter_map(|v| Version::parse(v))
         .filter(|min| *min <= requested)
+        .max()
 }
 
 fn decode<T: DeserializeOwned>(data: Value) -> Result<T, ApiError> {
@@ -113,12 +122,19 @@ fn decode<T: DeserializeOwned>(data: Value) -> Result<T, ApiError> {
 }
 
 /// Runs one call against the store. `data` is the request body (an object).
-pub fn dispatch(store: &mut Store, name: &str, data: Value, now: Ts) -> Result<Value, ApiError> {
+pub fn dispatch(
+    store: &mut Store,
+    name: &str,
+    data: Value,
+    ctx: &CallContext<'_>,
+) -> Result<Value, ApiError> {
+    let now = ctx.now;
     match name {
         "debug.ping" => Ok(json!({ "msg": "ClearML server emulator" })),
-        "server.info" => {
-            Ok(json!({ "version": "2.0.0", "build": "emulator", "commit": "", "uid": "emulator" }))
-        }
+        "server.info" => Ok(json!({
+            "version": ctx.server_version, "build": "emulator", "commit": "", "uid": "emulator",
+            "api_version": ctx.api_version,
+        })),
         "users.get_current_user" => {
             let id = &store.identity;
             Ok(json!({ "user": {
@@ -147,17 +163,18 @@ pub fn dispatch(store: &mut Store, name: &str, data: Value, now: Ts) -> Result<V
         "tasks.failed" => store.tasks_failed(decode(data)?, now),
         "tasks.completed" => store.tasks_completed(decode(data)?, now),
         "tasks.stop" => store.tasks_stop(decode(data)?, now),
+        "tasks.stop_many" => store.tasks_stop_many(decode(data)?, now),
         "tasks.publish" => store.tasks_publish(decode(data)?, now),
         "tasks.close" => store.tasks_close(decode(data)?, now),
         "tasks.ping" => store.tasks_ping(decode(data)?, now),
         "tasks.delete" => store.tasks_delete(decode(data)?),
         "tasks.edit_hyper_params" => store.tasks_edit_hyper_params(decode(data)?, now),
-        // Stored nowhere: artifacts, models, requirements and configuration edits only need to succeed for the SDK.
+        "tasks.set_requirements" => store.tasks_set_requirements(decode(data)?, now),
+        // Stored nowhere: artifacts, models and configuration edits only need to succeed for the SDK.
         "tasks.add_or_update_artifacts"
         | "tasks.delete_artifacts"
         | "tasks.add_or_update_model"
-        | "tasks.edit_configuration"
-        | "tasks.set_requirements" => {
+        | "tasks.edit_configuration" => {
             let _: rq::TaskId = decode(data)?;
             Ok(json!({ "updated": 1 }))
         }
@@ -185,17 +202,17 @@ pub fn dispatch(store: &mut Store, name: &str, data: Value, now: Ts) -> Result<V
         "workers.status_report" => store.workers_status_report(decode(data)?, now),
         "workers.get_all" => store.workers_get_all(decode(data)?, now),
         "workers.get_activity_report" => Ok(json!({ "total": [], "active": [] })),
-        "workers.cluster_report" => {
-            let _: rq::ClusterReport = decode(data)?;
-            Ok(json!({}))
+        "workers.cluster_report" => store.workers_cluster_report(decode(data)?, now),
+        "workers.cluster_unregister" => store.workers_cluster_unregister(decode(data)?),
+        "events.add" => {
+            let added = store.events_add(vec![data], ctx.worker, now)?;
+            Ok(
+                json!({ "added": added["added"], "errors": added["errors"], "errors_info": added["errors_info"] }),
+            )
         }
-        // Events (logs, scalars, plots) are accepted and dropped: nothing the agent decides on depends on them.
-        "events.add" => Ok(json!({})),
-        "events.add_batch" => {
-            Ok(json!({ "added": batch_len(&data), "errors": 0, "errors_info": {} }))
-        }
+        "events.add_batch" => store.events_add(batch_items(data), ctx.worker, now),
         "events.debug_images" => Ok(json!({ "metrics": [] })),
-        "events.get_task_log" => Ok(json!({ "events": [], "returned": 0, "total": 0 })),
+        "events.get_task_log" => store.events_get_task_log(decode(data)?),
         other => Err(ApiError::new(
             500,
             0,
@@ -204,12 +221,26 @@ pub fn dispatch(store: &mut Store, name: &str, data: Value, now: Ts) -> Result<V
     }
 }
 
-fn batch_len(data: &Value) -> usize {
+/// `call.batched_data`: the JSON-lines items, or a JSON array body.
+fn batch_items(data: Value) -> Vec<Value> {
     match data {
-        Value::Array(items) => items.len(),
-        Value::Object(m) => m.get("items").and_then(Value::as_array).map_or(0, Vec::len),
-        _ => 0,
+        Value::Array(items) => items,
+        Value::Object(mut m) => match m.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     }
+}
+
+/// What a call knows besides its body: the clock, the caller's worker id (`X-ClearML-Worker`, stamped on events
+/// that carry none), and the versions the server reports.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    pub now: Ts,
+    pub worker: &'a str,
+    pub server_version: &'a str,
+    pub api_version: &'a str,
 }
 
 #[cfg(test)]
@@ -223,13 +254,49 @@ mod tests {
         assert!(Version::parse("x.1").is_none());
     }
 
+    // services/tasks.py and services/queues.py declare these without a min_version (1.0), unlike their
+    // neighbours: a client at an old version still reaches them.
+    #[test]
+    fn services_py_default_min_version_is_1_0() {
+        for name in [
+            "tasks.enqueue",
+            "tasks.started",
+            "tasks.create",
+            "tasks.edit_hyper_params",
+            "tasks.stop_many",
+            "queues.get_next_task",
+            "queues.clear_queue",
+        ] {
+            assert_eq!(
+                resolve(name, Version(2, 0), false),
+                Some(Version(1, 0)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            resolve("queues.get_num_entries", Version(2, 15), false),
+            Some(Version(2, 15))
+        );
+    }
+
+    // services/events.py has three implementations of get_task_log; the newest at or below the request answers.
+    #[test]
+    fn events_py_get_task_log_versions() {
+        let at = |v| resolve("events.get_task_log", v, false);
+        assert_eq!(at(Version(1, 5)), Some(Version(1, 0)));
+        assert_eq!(at(Version(2, 8)), Some(Version(1, 7)));
+        assert_eq!(at(Version(2, 31)), Some(Version(2, 9)));
+    }
+
     #[test]
     fn resolution_honours_min_version_and_feature_set() {
         let v223 = Version(2, 23);
         assert_eq!(resolve("tasks.get_by_id", v223, false), Some(Version(1, 0)));
+        assert_eq!(resolve("queues.get_all", Version(2, 3), false), None);
         assert_eq!(
-            resolve("tasks.edit_hyper_params", Version(2, 8), false),
-            None
+            resolve("tasks.completed", Version(2, 1), false),
+            None,
+            "services/tasks.py: completed has min_version 2.2"
         );
         assert_eq!(resolve("tasks.nope", v223, false), None);
         assert_eq!(

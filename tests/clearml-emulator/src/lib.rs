@@ -33,7 +33,9 @@ pub mod time;
 
 pub use error::{ApiError, Error};
 pub use server::{
-    DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Emulator, EmulatorConfig, EmulatorHandle,
+    DEFAULT_ACCESS_KEY, DEFAULT_NON_RESPONSIVE_TASK_TIMEOUT_SECS, DEFAULT_SECRET_KEY,
+    ENTERPRISE_SERVER_VERSION, Emulator, EmulatorConfig, EmulatorHandle,
+    OPEN_SOURCE_SERVER_VERSION,
 };
 pub use status::TaskStatus;
 pub use store::{HIDDEN_QUEUE_TAG, Identity, Store};

@@ -55,6 +55,9 @@ pub struct Task {
     pub completed: Option<Ts>,
     pub last_update: Ts,
     pub last_change: Ts,
+    /// Seconds the task has been running, as of its last ping or event batch (`TaskBLL.set_last_update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_duration: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_worker: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,8 +132,12 @@ pub struct Queue {
     pub system_tags: Vec<String>,
     #[serde(default)]
     pub entries: Vec<QueueEntry>,
+    /// The server's typed map: key → `{key, type, value}` (strings).
     #[serde(default)]
     pub metadata: Object,
+    /// What the workers serving this queue registered (`workers.register {resources}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Value>,
     #[serde(default)]
     pub seq: u64,
 }
@@ -168,6 +175,8 @@ pub struct Worker {
     pub queues: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub system_tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,6 +21,35 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     })
 }
 
+/// A list-field filter of `get_all` as the server reads it (`database/model/base.py` `get_list_field_query`):
+/// one value or a list of values, where an entry may be `null` (match an empty field), `-x` (exclude x), or an
+/// operator (`__$not`, `__$all`/`__$and`, `__$any`/`__$or`, `__$nop`) applying to what follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery(pub Vec<Option<String>>);
+
+impl ListQuery {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for ListQuery {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<Option<String>>),
+        }
+        Ok(match Option::<OneOrMany>::deserialize(d)? {
+            // A bare `null` is "not given", as jsonmodels treats it; `[null]` is the "empty field" filter.
+            None => ListQuery::default(),
+            Some(OneOrMany::One(s)) => ListQuery(vec![Some(s)]),
+            Some(OneOrMany::Many(v)) => ListQuery(v),
+        })
+    }
+}
+
 /// `null` and absent both mean "not given" for strings (the SDK sends `null` for unset optional fields).
 fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Option::<String>::deserialize(d)
@@ -100,26 +129,26 @@ pub struct TaskId {
 
 #[derive(Debug, Deserialize, Default)]
 pub struct TaskGetAll {
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub id: Vec<String>,
+    #[serde(default)]
+    pub id: ListQuery,
     #[serde(default, deserialize_with = "opt_string")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub status: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub project: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub user: Vec<String>,
-    #[serde(default, rename = "type", deserialize_with = "one_or_many")]
-    pub task_type: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub tags: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub system_tags: Vec<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    pub parent: Option<String>,
-    #[serde(default, rename = "execution.queue", deserialize_with = "one_or_many")]
-    pub execution_queue: Vec<String>,
+    #[serde(default)]
+    pub status: ListQuery,
+    #[serde(default)]
+    pub project: ListQuery,
+    #[serde(default)]
+    pub user: ListQuery,
+    #[serde(default, rename = "type")]
+    pub task_type: ListQuery,
+    #[serde(default)]
+    pub tags: ListQuery,
+    #[serde(default)]
+    pub system_tags: ListQuery,
+    #[serde(default)]
+    pub parent: ListQuery,
+    #[serde(default, rename = "execution.queue")]
+    pub execution_queue: ListQuery,
     #[serde(default, deserialize_with = "one_or_many")]
     pub only_fields: Vec<String>,
     #[serde(default, deserialize_with = "one_or_many")]
@@ -144,6 +173,22 @@ pub struct StatusChange {
     pub status_message: Option<String>,
     #[serde(default)]
     pub publish: bool,
+}
+
+/// `tasks.stop_many` (the web UI's abort): the `tasks.stop` rules applied to each id.
+#[derive(Debug, Deserialize)]
+pub struct StopMany {
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default, deserialize_with = "opt_string")]
+    pub status_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetRequirements {
+    pub task: String,
+    pub requirements: Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,14 +307,14 @@ pub struct EditHyperParams {
 
 #[derive(Debug, Deserialize, Default)]
 pub struct QueueGetAll {
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub id: Vec<String>,
+    #[serde(default)]
+    pub id: ListQuery,
     #[serde(default, deserialize_with = "opt_string")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub tags: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub system_tags: Vec<String>,
+    #[serde(default)]
+    pub tags: ListQuery,
+    #[serde(default)]
+    pub system_tags: ListQuery,
     #[serde(default, deserialize_with = "one_or_many")]
     pub only_fields: Vec<String>,
     #[serde(default)]
@@ -296,8 +341,9 @@ pub struct QueueCreate {
     pub tags: Vec<String>,
     #[serde(default, deserialize_with = "one_or_many")]
     pub system_tags: Vec<String>,
+    /// The server's typed map (`apimodels/queues.py` `DictField(value_types=[MetadataItem])`): key → item.
     #[serde(default)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<std::collections::BTreeMap<String, MetadataItem>>,
     #[serde(default, deserialize_with = "opt_string")]
     pub display_name: Option<String>,
 }
@@ -346,15 +392,17 @@ pub struct QueueUpdate {
     pub system_tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "opt_string")]
     pub display_name: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<std::collections::BTreeMap<String, MetadataItem>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `apimodels/metadata.py` `MetadataItem`: key, type and value are all required strings.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 pub struct MetadataItem {
     pub key: String,
-    #[serde(default, rename = "type")]
-    pub item_type: Option<String>,
-    #[serde(default)]
-    pub value: Option<Value>,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    pub value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +411,15 @@ pub struct QueueMetadata {
     pub metadata: Vec<MetadataItem>,
     #[serde(default)]
     pub replace_metadata: bool,
+}
+
+/// `apimodels/workers.py` `Resources` (`workers.register`, schema 2.34).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_usage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_usage: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,6 +431,10 @@ pub struct WorkerRegister {
     pub queues: Vec<String>,
     #[serde(default, deserialize_with = "one_or_many")]
     pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub system_tags: Vec<String>,
+    #[serde(default)]
+    pub resources: Option<Resources>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,8 +466,53 @@ pub struct WorkerGetAll {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The body clearml-agent's `ResourceMonitor.send_cluster_report` posts (`helper/resource_monitor.py`, 3.0.3). The
+/// enterprise schema is not public: what the real agent always sends is required, typed as it sends it.
+#[derive(Debug, Deserialize)]
 pub struct ClusterReport {
+    pub worker: String,
+    pub key: String,
+    pub timestamp: i64,
     #[serde(default)]
-    pub max_gpus: Option<i64>,
+    pub timeout: Option<i64>,
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub resource_groups: Vec<String>,
+    #[serde(default)]
+    pub properties: ClusterProperties,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone, PartialEq, Eq)]
+pub struct ClusterProperties {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gpus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_workers: Option<u64>,
+}
+
+/// `workers.cluster_unregister` as clearml-agent sends it: only the cluster key.
+#[derive(Debug, Deserialize)]
+pub struct ClusterUnregister {
+    pub key: String,
+}
+
+/// `events.get_task_log` at 2.9 (`apimodels/events.py` `LogEventsRequest`).
+#[derive(Debug, Deserialize)]
+pub struct TaskLog {
+    pub task: String,
+    #[serde(default = "default_log_batch")]
+    pub batch_size: usize,
+    #[serde(default = "yes")]
+    pub navigate_earlier: bool,
+    #[serde(default)]
+    pub from_timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "opt_string")]
+    pub order: Option<String>,
+}
+
+fn default_log_batch() -> usize {
+    5000
 }

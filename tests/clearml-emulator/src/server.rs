@@ -49,10 +49,35 @@ pub struct EmulatorConfig {
     pub token_ttl_secs: i64,
     /// The `api_version` claim: the newest version served (2.31 = clearml-server 2.0).
     pub api_version: String,
-    pub server_version: String,
+    /// The `server_version` claim and `server.info` version. `None`: [`OPEN_SOURCE_SERVER_VERSION`] for the
+    /// `basic` feature set, [`ENTERPRISE_SERVER_VERSION`] otherwise.
+    pub server_version: Option<String>,
     /// The `feature_set` claim. `basic` is the open-source server; anything else also serves the enterprise
-    /// endpoints (`workers.cluster_report`).
+    /// endpoints (`workers.cluster_report`, `workers.cluster_unregister`).
     pub feature_set: String,
+    /// `services.tasks.non_responsive_tasks_watchdog.threshold_sec`: running tasks with no update for this long
+    /// are stopped ("Forced stop (non-responsive)"). `None` disables the watchdog.
+    pub non_responsive_task_timeout_secs: Option<i64>,
+}
+
+/// What the open-source feature set reports as `server_version` (clearml-server 2.0).
+pub const OPEN_SOURCE_SERVER_VERSION: &str = "2.0.0";
+/// What the enterprise feature set reports. clearml-agent's k8s glue takes its enterprise path (no stop before
+/// re-enqueueing into the pending queue, `update_execution_queue: false`) from feature set != basic and server
+/// >= 3.22.3 (`glue/k8s.py` `_server_supports_same_state_transition`).
+pub const ENTERPRISE_SERVER_VERSION: &str = "3.24.0";
+/// The server's default `threshold_sec` (`config/default/services/tasks.conf`): two hours.
+pub const DEFAULT_NON_RESPONSIVE_TASK_TIMEOUT_SECS: i64 = 7200;
+
+impl EmulatorConfig {
+    /// The `server_version` this configuration reports.
+    pub fn effective_server_version(&self) -> &str {
+        match &self.server_version {
+            Some(v) => v,
+            None if self.feature_set == "basic" => OPEN_SOURCE_SERVER_VERSION,
+            None => ENTERPRISE_SERVER_VERSION,
+        }
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -63,8 +88,9 @@ impl Default for EmulatorConfig {
             state_file: None,
             token_ttl_secs: 30 * 24 * 3600,
             api_version: "2.31".into(),
-            server_version: "2.0.0".into(),
+            server_version: None,
             feature_set: "basic".into(),
+            non_responsive_task_timeout_secs: Some(DEFAULT_NON_RESPONSIVE_TASK_TIMEOUT_SECS),
         }
     }
 }
@@ -245,7 +271,7 @@ impl Emulator {
             exp,
             session_id: format!("{:032x}", fastrand::u128(..)),
             api_version: c.api_version.clone(),
-            server_version: c.server_version.clone(),
+            server_version: c.effective_server_version().to_owned(),
             feature_set: c.feature_set.clone(),
             auth_type: "Bearer".into(),
         }
@@ -591,7 +617,16 @@ fn call(
         return Err(ApiError::validation("request data must be a JSON object"));
     }
     let mut store = lock(&shared.store);
-    endpoints::dispatch(&mut store, name, data, now).map(|v| (v, None))
+    if let Some(threshold) = shared.config.non_responsive_task_timeout_secs {
+        store.stop_non_responsive_tasks(now, threshold);
+    }
+    let ctx = endpoints::CallContext {
+        now,
+        worker: header_str(headers, &["x-clearml-worker", "x-trains-worker"]).unwrap_or(""),
+        server_version: shared.config.effective_server_version(),
+        api_version: &shared.config.api_version,
+    };
+    endpoints::dispatch(&mut store, name, data, &ctx).map(|v| (v, None))
 }
 
 fn login(
@@ -622,7 +657,7 @@ fn login(
         exp: now.plus_secs(ttl).unix_secs(),
         session_id: format!("{:032x}", fastrand::u128(..)),
         api_version: c.api_version.clone(),
-        server_version: c.server_version.clone(),
+        server_version: c.effective_server_version().to_owned(),
         feature_set: c.feature_set.clone(),
         auth_type: "Bearer".into(),
     };

@@ -1,6 +1,9 @@
 //! Where the kube-apiserver and etcd binaries are: `KUBE_TESTENV_BIN_DIR`, else the build cache that
-//! `tests/testenv/build.sh` fills, keyed by the versions pinned in `tests/testenv/versions.env`.
+//! `tests/testenv/build.sh` fills (below the cache root of `cache-paths`), keyed by the versions pinned in
+//! `tests/testenv/versions.env`. The caller passes the environment lookup ([`cache_paths::process_env`] from a
+//! binary or a test), so the rule is tested without touching the process environment.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The pinned versions, compiled in so the crate looks in the same cache directory the build script writes.
@@ -8,8 +11,6 @@ const VERSIONS_ENV: &str = include_str!("../../../tests/testenv/versions.env");
 
 /// Environment variable that points at a directory holding `kube-apiserver` and `etcd`.
 pub const BIN_DIR_ENV: &str = "KUBE_TESTENV_BIN_DIR";
-/// Environment variable that overrides the cache root (the justfile uses the same one).
-pub const CACHE_ENV: &str = "CLEARML_K8S_AGENT_CACHE";
 
 /// Errors locating the control-plane binaries.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +28,8 @@ pub enum BinError {
         /// Where that directory came from (env var or cache default).
         source_of_dir: String,
     },
-    /// Neither `KUBE_TESTENV_BIN_DIR` nor `HOME` is set, so there is nowhere to look.
-    #[error("neither {BIN_DIR_ENV} nor HOME is set")]
+    /// Neither `KUBE_TESTENV_BIN_DIR` nor a cache root (`CLEARML_K8S_AGENT_CACHE`, `HOME`) is set.
+    #[error("neither {BIN_DIR_ENV}, {} nor HOME is set", cache_paths::CACHE_ENV)]
     NoHome,
 }
 
@@ -59,16 +60,16 @@ pub fn cache_bin_dir(cache_root: &Path) -> PathBuf {
         .join("bin")
 }
 
-/// Find the binaries: `KUBE_TESTENV_BIN_DIR`, else `$CLEARML_K8S_AGENT_CACHE` or `~/.cache/clearml-k8s-agent`.
-pub fn locate() -> Result<Binaries, BinError> {
-    let (dir, source_of_dir) = if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
+/// Find the binaries: `KUBE_TESTENV_BIN_DIR`, else the versioned directory below the cache root.
+pub fn locate(env: impl Fn(&str) -> Option<OsString>) -> Result<Binaries, BinError> {
+    let (dir, source_of_dir) = if let Some(dir) = env(BIN_DIR_ENV).filter(|d| !d.is_empty()) {
         (PathBuf::from(dir), format!("${BIN_DIR_ENV}"))
-    } else if let Some(root) = std::env::var_os(CACHE_ENV) {
-        (cache_bin_dir(Path::new(&root)), format!("${CACHE_ENV}"))
     } else {
-        let home = std::env::var_os("HOME").ok_or(BinError::NoHome)?;
-        let root = Path::new(&home).join(".cache/clearml-k8s-agent");
-        (cache_bin_dir(&root), "the default cache".to_owned())
+        let root = cache_paths::cache_root(&env).ok_or(BinError::NoHome)?;
+        (
+            cache_bin_dir(&root),
+            format!("the cache root {}", root.display()),
+        )
     };
     let find = |binary: &'static str| {
         let path = dir.join(binary);
@@ -96,6 +97,30 @@ mod tests {
     fn versions_are_pinned() {
         assert!(pinned("KUBE_VERSION").is_some_and(|v| v.starts_with("1.")));
         assert!(pinned("ETCD_VERSION").is_some_and(|v| v.starts_with("3.")));
+    }
+
+    #[test]
+    fn the_bin_dir_override_wins_over_the_cache() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let err = locate(env(&[(BIN_DIR_ENV, "/nonexistent/bin"), ("HOME", "/h")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/bin (from $KUBE_TESTENV_BIN_DIR)"),
+            "{err}"
+        );
+        let err = locate(env(&[("HOME", "/h")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/h/.cache/clearml-k8s-agent/testenv/"),
+            "{err}"
+        );
+        assert!(matches!(locate(env(&[])), Err(BinError::NoHome)));
     }
 
     #[test]

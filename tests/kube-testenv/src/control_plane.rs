@@ -122,7 +122,7 @@ impl TestEnv {
         let started = Instant::now();
         let binaries = match options.binaries {
             Some(b) => b,
-            None => bins::locate()?,
+            None => bins::locate(cache_paths::process_env)?,
         };
         let owns_dir = options.dir.is_none();
         let dir = match options.dir {
@@ -366,9 +366,8 @@ fn remove_stale_run_dirs() {
 }
 
 fn start_timeout_from_env() -> Duration {
-    std::env::var(START_TIMEOUT_ENV)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
+    cache_paths::process_env(START_TIMEOUT_ENV)
+        .and_then(|s| s.to_str()?.parse::<u64>().ok())
         .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs)
 }
 

@@ -85,7 +85,7 @@ pub async fn shared() -> Result<&'static TestEnv, SharedError> {
 
 /// Whether we run under CI (`CI=true` or `CI=1`), where a missing control plane is a failure, not a skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    cache_paths::process_env("CI").is_some_and(|v| v == "true" || v == "1")
 }
 
 /// What one test gets: the shared control plane, an admin client for this test's runtime, its own namespace.

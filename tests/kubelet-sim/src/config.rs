@@ -135,10 +135,12 @@ impl NodeSpec {
 pub struct SimConfig {
     /// The simulated nodes.
     pub nodes: Vec<NodeSpec>,
-    /// Run time of a pod without a [`RUN_SECONDS_ANNOTATION`].
+    /// Run time of a pod without a [`crate::RUN_SECONDS_ANNOTATION`].
     pub default_run: Duration,
-    /// Images matching this never pull (`ImagePullBackOff`).
+    /// Images matching this never pull (`ErrImagePull`, then `ImagePullBackOff`).
     pub image_pull_error: Option<Regex>,
+    /// Play the stock in-pod `clearml-agent execute` in pods labelled `clearml-task-id` (`None`: off).
+    pub in_pod_agent: Option<InPodAgent>,
 }
 
 impl Default for SimConfig {
@@ -147,6 +149,30 @@ impl Default for SimConfig {
             nodes: Vec::new(),
             default_run: Duration::ZERO,
             image_pull_error: None,
+            in_pod_agent: None,
+        }
+    }
+}
+
+/// How the simulated in-pod agent behaves (see [`crate::in_pod`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPodAgent {
+    /// How often a running task's status is read to notice an abort (the real agent: every 5 s,
+    /// `CLEARML_AGENT_QUEUE_POLL_FREQ_SEC`).
+    pub abort_poll: Duration,
+    /// How often the running agent sends `workers.status_report` for its task (the real agent's resource monitor;
+    /// the server sees from it that a worker runs the task, so an abort becomes `stopping` for it to act on).
+    pub status_report: Duration,
+    /// Retries of transient ClearML failures per call (a container's agent retries too).
+    pub max_retries: usize,
+}
+
+impl Default for InPodAgent {
+    fn default() -> Self {
+        Self {
+            abort_poll: Duration::from_secs(5),
+            status_report: Duration::from_secs(30),
+            max_retries: 5,
         }
     }
 }

@@ -1,37 +1,56 @@
-//! The simulator's brain, with no I/O: given a pod, the simulated nodes and the time, what happens next.
+//! The simulator's brain, with no I/O: given a pod, the simulated nodes, the time and what the kubelet observed,
+//! what happens next.
 //!
-//! [`decide`] returns one [`Action`]; the I/O loop in [`crate::sim`] carries it out and feeds the resulting pod
-//! back in. Each step mirrors what a component of a real cluster would do:
-//! - unbound pod → the scheduler: [`Action::Bind`] to the first node that fits its requests and node selector, or
-//!   [`Action::Unschedulable`] with the scheduler's message (`0/2 nodes are available: 2 Insufficient nvidia.com/gpu.`);
-//! - bound `Pending` pod → the kubelet starting it: `Running` (kwok's `ready` stage), or a waiting
-//!   `ImagePullBackOff` when the image matches the configured pattern;
-//! - `Running` pod → after its run time, `Succeeded` or `Failed` (exit code, `Error` / `OOMKilled`);
-//! - pod with a `deletionTimestamp` → force delete (grace period 0), like kwok's `delete` stage.
+//! [`decide`] returns a [`Decision`]: one [`Action`] and the Kubernetes Events that step produces; the I/O loop in
+//! [`crate::sim`] carries it out and feeds the resulting pod back in. Every step is driven by the pod's state (and,
+//! for a running pod, its run time), so a test sees the same sequence every time. Each step mirrors what a
+//! component of a real cluster would do:
+//! - unbound pod → the scheduler: [`Action::Bind`] to the first node that fits its requests and node selector
+//!   (event `Scheduled`), or [`Action::Unschedulable`] with the scheduler's message (`0/2 nodes are available: 2
+//!   Insufficient nvidia.com/gpu.`, event `FailedScheduling`);
+//! - bound `Pending` pod → the kubelet starting it: `Running` (events `Pulling`, `Pulled`, `Created`, `Started`);
+//!   or waiting on its image (`ErrImagePull` → `ImagePullBackOff`, `InvalidImageName`); or waiting with
+//!   `CreateContainerConfigError` when its env refers to a Secret or key that does not exist; or evicted / preempted
+//!   before it started;
+//! - `Running` pod → after its run time, `Succeeded` or `Failed` (exit code, `Error` / `OOMKilled`, `Evicted`,
+//!   `Preempted`); a pod running the in-pod agent ([`Process`]) ends when that process exits;
+//! - pod with a `deletionTimestamp` → force delete (grace period 0), like kwok's `delete` stage (event `Killing`).
 //!
 //! Tests steer the outcome with annotations ([`OUTCOME_ANNOTATION`], [`EXIT_CODE_ANNOTATION`],
 //! [`RUN_SECONDS_ANNOTATION`]); changing the outcome of a running `hang` pod ends it on the next event.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+use k8s_openapi::{
+    api::core::v1::{Container, Pod},
+    jiff::Timestamp,
+};
 use serde_json::Value;
 
-pub use crate::config::{DecideError, GPU, NodeSpec, SimConfig};
+pub use crate::config::{DecideError, GPU, InPodAgent, NodeSpec, SimConfig};
+pub use crate::events::PodEvent;
 pub use crate::pod_view::started_at;
+pub use crate::pull::invalid_image_reference;
 pub use crate::schedule::{DEFAULT_SCHEDULER, Usage, pod_requests, unschedulable_status};
 use crate::{
-    pod_view::{annotation, containers, waiting_reason},
+    events,
+    pod_view::{annotation, containers, label, waiting_of},
+    pull::image_pull,
     schedule::schedule,
-    status::{image_pull_backoff_status, running_status, terminal_status},
+    status::{
+        Termination, Waiting, eviction_message, running_status, terminal_status, waiting_status,
+    },
 };
 
-/// `succeed` (default), `fail`, `oom`, `hang` (stays Running), `image-pull-backoff`.
+/// How the pod ends: `succeed` (default), `fail`, `oom`, `hang`, `image-pull-backoff`, `err-image-pull`,
+/// `invalid-image-name`, `evicted`, `evicted-pending`, `preempted`, `preempted-pending` (see [`Outcome`]).
 pub const OUTCOME_ANNOTATION: &str = "sim.clearml-k8s-agent/outcome";
 /// Exit code for `fail` (default 1).
 pub const EXIT_CODE_ANNOTATION: &str = "sim.clearml-k8s-agent/exit-code";
 /// Seconds from Running to the outcome (default: [`SimConfig::default_run`]).
 pub const RUN_SECONDS_ANNOTATION: &str = "sim.clearml-k8s-agent/run-seconds";
+/// The label that marks a pod as running a ClearML task (its value is the task id).
+pub const TASK_ID_LABEL: &str = "clearml-task-id";
 
 /// How a simulated pod ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +63,56 @@ pub enum Outcome {
     Oom,
     /// Stays `Running` until the annotation changes or the pod is deleted.
     Hang,
-    /// Never starts: container waiting with `ImagePullBackOff`.
-    ImagePullBackOff,
+    /// Never starts: the image does not pull.
+    ImagePull(PullFailure),
+    /// The kubelet evicts the pod (phase `Failed`, reason `Evicted`), before it starts or at the end of its run.
+    Evicted(Stage),
+    /// The scheduler preempts the pod (phase `Failed`, reason `Preempted`), before it starts or at the end of its run.
+    Preempted(Stage),
+}
+
+/// How an image fails to pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFailure {
+    /// `ErrImagePull`, then `ImagePullBackOff` on the next step (what a missing image or tag does).
+    BackOff,
+    /// `ErrImagePull` and stays there.
+    ErrImagePull,
+    /// `InvalidImageName`: the reference does not parse (also detected from the image itself).
+    InvalidImageName,
+}
+
+/// When a disruption happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Bound to a node, containers not started yet.
+    Pending,
+    /// Running, at the end of its run time.
+    Running,
+}
+
+/// The in-pod agent process of a pod's task container, as the I/O loop last heard from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Process {
+    /// No in-pod agent: the simulator decides the exit from the outcome and the run time.
+    #[default]
+    Simulated,
+    /// Logging in, taking the task out of its queue, marking it started.
+    Starting,
+    /// Running the task: its run time counts; an abort in ClearML ends it.
+    Working,
+    /// Exited with this code (the container ends with it).
+    Exited(i32),
+}
+
+/// What the kubelet knows about a pod beyond its object: the result of building its containers' environment, and
+/// its in-pod agent process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeletView {
+    /// Container name → why its environment cannot be built (`secret "x" not found`), as the kubelet says it.
+    pub config_errors: BTreeMap<String, String>,
+    /// The task container's in-pod agent process.
+    pub process: Process,
 }
 
 /// What to do with a pod next.
@@ -63,59 +130,118 @@ pub enum Action {
     ForceDelete,
     /// Look again after this long (the pod is running its simulated time).
     RequeueAfter(Duration),
+    /// The task's work is done: tell the in-pod agent process to finish with this exit code (it reports the
+    /// result to ClearML, then exits; the pod ends when it has).
+    FinishProcess(i32),
 }
 
-/// The next action for `pod`, given the simulated nodes, their current usage and the time.
-pub fn decide(pod: &Pod, config: &SimConfig, usage: &Usage, now: Timestamp) -> Action {
+/// One step for a pod: the action and the events it produces (created once the action succeeded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// What to do.
+    pub action: Action,
+    /// Events about the pod this step produces.
+    pub events: Vec<PodEvent>,
+    /// The containers start with this step and the task container runs the in-pod agent: start its process.
+    /// `Some(false)` for a `hang` pod, whose process never notices an abort (a wedged container).
+    pub start_process: Option<bool>,
+}
+
+impl From<Action> for Decision {
+    fn from(action: Action) -> Self {
+        Self {
+            action,
+            events: Vec::new(),
+            start_process: None,
+        }
+    }
+}
+
+impl Decision {
+    pub(crate) fn with_events(action: Action, events: Vec<PodEvent>) -> Self {
+        Self {
+            action,
+            events,
+            start_process: None,
+        }
+    }
+}
+
+/// The next step for `pod`, given the simulated nodes, their current usage, the time and the kubelet's view.
+pub fn decide(
+    pod: &Pod,
+    config: &SimConfig,
+    usage: &Usage,
+    now: Timestamp,
+    kubelet: &KubeletView,
+) -> Decision {
     let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
     let ours = node_name.is_some_and(|n| config.nodes.iter().any(|node| node.name == n));
-    if pod.metadata.deletion_timestamp.is_some() {
-        // Unbound pods are removed by the apiserver at once; bound ones wait for "their kubelet", which is us.
-        return if ours {
-            Action::ForceDelete
-        } else {
-            Action::None
-        };
-    }
     let phase = pod
         .status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
         .unwrap_or("Pending");
+    if pod.metadata.deletion_timestamp.is_some() {
+        // Unbound pods are removed by the apiserver at once; bound ones wait for "their kubelet", which is us.
+        if !ours {
+            return Action::None.into();
+        }
+        let killing = if phase == "Running" {
+            containers(pod).iter().map(events::killing).collect()
+        } else {
+            Vec::new()
+        };
+        return Decision::with_events(Action::ForceDelete, killing);
+    }
     if phase == "Succeeded" || phase == "Failed" {
-        return Action::None;
+        return Action::None.into();
     }
     let Some(node) = node_name else {
-        return schedule(pod, config, usage);
+        return match schedule(pod, config, usage) {
+            Action::Bind(node) => {
+                let event = events::scheduled(pod, &node);
+                Decision::with_events(Action::Bind(node), vec![event])
+            }
+            Action::Unschedulable(m) => {
+                let event = events::failed_scheduling(&m);
+                Decision::with_events(Action::Unschedulable(m), vec![event])
+            }
+            other => other.into(),
+        };
     };
     if !ours {
-        return Action::None;
+        return Action::None.into();
     }
     // A typo in a test annotation should be loud: fail the pod and say why in its status.
-    let fail_loudly = |e: &dyn std::fmt::Display| {
+    let fail_loudly = |e: &dyn std::fmt::Display| -> Decision {
         Action::PatchStatus(terminal_status(
             pod,
-            Outcome::Fail(1),
+            Termination::Exited(1),
             now,
             Some(&e.to_string()),
         ))
+        .into()
     };
     let outcome = match outcome(pod, config) {
         Ok(o) => o,
         Err(e) => return fail_loudly(&e),
     };
     match phase {
-        "Pending" if outcome == Outcome::ImagePullBackOff => {
-            if waiting_reason(pod) == Some("ImagePullBackOff") {
-                Action::None
-            } else {
-                Action::PatchStatus(image_pull_backoff_status(pod, node, config, now))
-            }
-        }
-        "Pending" => Action::PatchStatus(running_status(pod, node, now)),
+        "Pending" => start(pod, node, config, outcome, kubelet, now),
         "Running" => {
-            if outcome == Outcome::Hang {
-                return Action::None;
+            if let Process::Exited(code) = kubelet.process {
+                return Action::PatchStatus(terminal_status(
+                    pod,
+                    Termination::Exited(code),
+                    now,
+                    None,
+                ))
+                .into();
+            }
+            if outcome == Outcome::Hang || kubelet.process == Process::Starting {
+                // Hanging, or the in-pod agent has not started the task yet (its run begins when it has).
+                return Action::None.into();
             }
             let run = match run_time(pod, config) {
                 Ok(r) => r,
@@ -123,25 +249,160 @@ pub fn decide(pod: &Pod, config: &SimConfig, usage: &Usage, now: Timestamp) -> A
             };
             let started = started_at(pod).unwrap_or(now);
             let elapsed = now.duration_since(started).unsigned_abs();
-            if elapsed >= run {
-                Action::PatchStatus(terminal_status(pod, outcome, now, None))
-            } else {
-                Action::RequeueAfter(run.saturating_sub(elapsed))
+            if elapsed < run {
+                return Action::RequeueAfter(run.saturating_sub(elapsed)).into();
+            }
+            end_of_run(pod, node, outcome, kubelet.process, now)
+        }
+        _ => Action::None.into(),
+    }
+}
+
+/// A bound `Pending` pod: pull the images, build the containers' environment, start them (or fail trying).
+fn start(
+    pod: &Pod,
+    node: &str,
+    config: &SimConfig,
+    outcome: Outcome,
+    kubelet: &KubeletView,
+    now: Timestamp,
+) -> Decision {
+    let pull = match outcome {
+        Outcome::ImagePull(kind) => Some(kind),
+        _ => None,
+    };
+    if let Some(kind) = pull {
+        return image_pull(pod, node, config, kind, now);
+    }
+    match outcome {
+        Outcome::Evicted(Stage::Pending) => {
+            let patch = terminal_status(pod, Termination::Evicted, now, None);
+            return Decision::with_events(
+                Action::PatchStatus(patch),
+                vec![events::evicted(eviction_message(pod))],
+            );
+        }
+        Outcome::Preempted(Stage::Pending) => {
+            let patch = terminal_status(pod, Termination::Preempted, now, None);
+            return Decision::with_events(
+                Action::PatchStatus(patch),
+                vec![events::preempted(pod, node)],
+            );
+        }
+        _ => {}
+    }
+    if !kubelet.config_errors.is_empty() {
+        return config_error(pod, node, &kubelet.config_errors, now);
+    }
+    let mut evs = Vec::new();
+    for c in containers(pod) {
+        evs.extend(events::pulled(c));
+        evs.extend(events::started(c));
+    }
+    let mut decision =
+        Decision::with_events(Action::PatchStatus(running_status(pod, node, now)), evs);
+    let runs_agent = config.in_pod_agent.is_some() && label(pod, TASK_ID_LABEL).is_some();
+    if runs_agent {
+        decision.start_process = Some(outcome != Outcome::Hang);
+    }
+    decision
+}
+
+/// A container whose env refers to a Secret, ConfigMap or key that does not exist: `CreateContainerConfigError`.
+fn config_error(
+    pod: &Pod,
+    node: &str,
+    errors: &BTreeMap<String, String>,
+    now: Timestamp,
+) -> Decision {
+    let blocked = |c: &Container| {
+        errors.get(&c.name).map(|m| Waiting {
+            reason: "CreateContainerConfigError",
+            message: m.clone(),
+        })
+    };
+    let unchanged = containers(pod).iter().all(|c| {
+        blocked(c).is_none_or(|w| waiting_of(pod, &c.name) == Some((w.reason, w.message.as_str())))
+    });
+    if unchanged {
+        return Action::None.into();
+    }
+    let mut evs = Vec::new();
+    for c in containers(pod) {
+        if let Some(w) = blocked(c) {
+            evs.extend(events::pulled(c));
+            evs.push(events::failed(c, format!("Error: {}", w.message)));
+        }
+    }
+    Decision::with_events(
+        Action::PatchStatus(waiting_status(pod, node, now, blocked)),
+        evs,
+    )
+}
+
+/// The run time of a running pod is over: end it as its outcome says.
+fn end_of_run(
+    pod: &Pod,
+    node: &str,
+    outcome: Outcome,
+    process: Process,
+    now: Timestamp,
+) -> Decision {
+    let terminate = |end: Termination, evs: Vec<PodEvent>| {
+        Decision::with_events(
+            Action::PatchStatus(terminal_status(pod, end, now, None)),
+            evs,
+        )
+    };
+    let killing = || containers(pod).iter().map(events::killing);
+    match outcome {
+        Outcome::Oom => terminate(
+            Termination::OomKilled,
+            containers(pod)
+                .first()
+                .map(events::oom_killed)
+                .into_iter()
+                .collect(),
+        ),
+        Outcome::Evicted(_) => {
+            let mut evs = vec![events::evicted(eviction_message(pod))];
+            evs.extend(killing());
+            terminate(Termination::Evicted, evs)
+        }
+        Outcome::Preempted(_) => {
+            let mut evs = vec![events::preempted(pod, node)];
+            evs.extend(killing());
+            terminate(Termination::Preempted, evs)
+        }
+        Outcome::Succeed | Outcome::Fail(_) | Outcome::Hang | Outcome::ImagePull(_) => {
+            // A pull failure annotated after the pod started cannot happen any more: the images are there.
+            let code = match outcome {
+                Outcome::Fail(code) => code,
+                _ => 0,
+            };
+            match process {
+                Process::Working => Action::FinishProcess(code).into(),
+                _ => terminate(Termination::Exited(code), Vec::new()),
             }
         }
-        _ => Action::None,
     }
 }
 
 /// The outcome requested by the pod's annotations (and the image pull pattern).
 pub fn outcome(pod: &Pod, config: &SimConfig) -> Result<Outcome, DecideError> {
+    let invalid = containers(pod)
+        .iter()
+        .any(|c| invalid_image_reference(c.image.as_deref().unwrap_or_default()));
+    if invalid {
+        return Ok(Outcome::ImagePull(PullFailure::InvalidImageName));
+    }
     let images_fail = config.image_pull_error.as_ref().is_some_and(|re| {
         containers(pod)
             .iter()
             .any(|c| c.image.as_deref().is_some_and(|image| re.is_match(image)))
     });
     if images_fail {
-        return Ok(Outcome::ImagePullBackOff);
+        return Ok(Outcome::ImagePull(PullFailure::BackOff));
     }
     let value = annotation(pod, OUTCOME_ANNOTATION).unwrap_or("succeed");
     Ok(match value {
@@ -159,12 +420,21 @@ pub fn outcome(pod: &Pod, config: &SimConfig) -> Result<Outcome, DecideError> {
         }
         "oom" | "oomkilled" | "OOMKilled" => Outcome::Oom,
         "hang" => Outcome::Hang,
-        "image-pull-backoff" | "ImagePullBackOff" => Outcome::ImagePullBackOff,
+        "image-pull-backoff" | "ImagePullBackOff" => Outcome::ImagePull(PullFailure::BackOff),
+        "err-image-pull" | "ErrImagePull" => Outcome::ImagePull(PullFailure::ErrImagePull),
+        "invalid-image-name" | "InvalidImageName" => {
+            Outcome::ImagePull(PullFailure::InvalidImageName)
+        }
+        "evicted" | "Evicted" => Outcome::Evicted(Stage::Running),
+        "evicted-pending" => Outcome::Evicted(Stage::Pending),
+        "preempted" | "Preempted" => Outcome::Preempted(Stage::Running),
+        "preempted-pending" => Outcome::Preempted(Stage::Pending),
         other => {
             return Err(DecideError::Annotation {
                 key: OUTCOME_ANNOTATION,
                 value: other.to_owned(),
-                reason: "expected succeed, fail, oom, hang or image-pull-backoff",
+                reason: "expected succeed, fail, oom, hang, image-pull-backoff, err-image-pull, \
+                         invalid-image-name, evicted, evicted-pending, preempted or preempted-pending",
             });
         }
     })
@@ -187,156 +457,5 @@ fn run_time(pod: &Pod, config: &SimConfig) -> Result<Duration, DecideError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::{apply, bound, config, gpu_pod, now};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use serde_json::json;
-
-    #[test]
-    fn lifecycle_running_then_succeeded() {
-        let p = bound(gpu_pod(0), "cpu-0");
-        let Action::PatchStatus(patch) = decide(&p, &config(), &Usage::default(), now()) else {
-            panic!()
-        };
-        assert_eq!(patch["status"]["phase"], "Running");
-        assert_eq!(patch["status"]["podIP"], patch["status"]["podIPs"][0]["ip"]);
-        assert_eq!(patch["status"]["containerStatuses"][0]["name"], "main");
-        assert!(
-            patch["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].is_string()
-        );
-        let running = apply(&p, &patch);
-        assert!(running.status.as_ref().unwrap().start_time.is_some());
-
-        // Before the run time: come back later; after: Succeeded, exit 0.
-        let later = now().checked_add(Duration::from_secs(2)).unwrap();
-        assert_eq!(
-            decide(&running, &config(), &Usage::default(), later),
-            Action::RequeueAfter(Duration::from_secs(3))
-        );
-        let done = now().checked_add(Duration::from_secs(5)).unwrap();
-        let Action::PatchStatus(patch) = decide(&running, &config(), &Usage::default(), done)
-        else {
-            panic!()
-        };
-        assert_eq!(patch["status"]["phase"], "Succeeded");
-        let term = &patch["status"]["containerStatuses"][0]["state"]["terminated"];
-        assert_eq!(
-            (term["exitCode"].as_i64(), term["reason"].as_str()),
-            (Some(0), Some("Completed"))
-        );
-        assert_eq!(
-            decide(&apply(&running, &patch), &config(), &Usage::default(), done),
-            Action::None
-        );
-    }
-
-    fn finish(annotations: Value) -> Value {
-        let mut p = bound(gpu_pod(0), "cpu-0");
-        p.metadata.annotations = Some(serde_json::from_value(annotations).unwrap());
-        let Action::PatchStatus(patch) = decide(&p, &config(), &Usage::default(), now()) else {
-            panic!()
-        };
-        let running = apply(&p, &patch);
-        let end = now().checked_add(Duration::from_secs(60)).unwrap();
-        match decide(&running, &config(), &Usage::default(), end) {
-            Action::PatchStatus(patch) => patch,
-            other => json!({"action": format!("{other:?}")}),
-        }
-    }
-
-    #[test]
-    fn outcomes_from_annotations() {
-        let oom = finish(json!({OUTCOME_ANNOTATION: "oom"}));
-        assert_eq!(oom["status"]["phase"], "Failed");
-        assert_eq!(
-            oom["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
-            "OOMKilled"
-        );
-        assert_eq!(
-            oom["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
-            137
-        );
-
-        let fail = finish(json!({OUTCOME_ANNOTATION: "fail", EXIT_CODE_ANNOTATION: "3"}));
-        assert_eq!(fail["status"]["phase"], "Failed");
-        assert_eq!(
-            fail["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
-            "Error"
-        );
-        assert_eq!(
-            fail["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
-            3
-        );
-
-        assert_eq!(
-            finish(json!({OUTCOME_ANNOTATION: "hang"})),
-            json!({"action": "None"})
-        );
-
-        // A typo fails the pod at once, with the reason in its status.
-        let mut typo = bound(gpu_pod(0), "cpu-0");
-        typo.metadata.annotations =
-            Some([(OUTCOME_ANNOTATION.to_owned(), "explode".to_owned())].into());
-        let Action::PatchStatus(bad) = decide(&typo, &config(), &Usage::default(), now()) else {
-            panic!()
-        };
-        assert_eq!(bad["status"]["phase"], "Failed");
-        assert!(
-            bad["status"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("explode")
-        );
-    }
-
-    #[test]
-    fn run_seconds_annotation_overrides_the_default() {
-        let mut p = bound(gpu_pod(0), "cpu-0");
-        p.metadata.annotations =
-            Some([(RUN_SECONDS_ANNOTATION.to_owned(), "30".to_owned())].into());
-        let Action::PatchStatus(patch) = decide(&p, &config(), &Usage::default(), now()) else {
-            panic!()
-        };
-        let running = apply(&p, &patch);
-        let later = now().checked_add(Duration::from_secs(10)).unwrap();
-        assert_eq!(
-            decide(&running, &config(), &Usage::default(), later),
-            Action::RequeueAfter(Duration::from_secs(20))
-        );
-    }
-
-    #[test]
-    fn image_pull_backoff_for_matching_images() {
-        let mut p = bound(gpu_pod(0), "cpu-0");
-        p.spec.as_mut().unwrap().containers[0].image = Some("registry.invalid/nope:1".into());
-        let Action::PatchStatus(patch) = decide(&p, &config(), &Usage::default(), now()) else {
-            panic!()
-        };
-        assert_eq!(patch["status"]["phase"], "Pending");
-        assert_eq!(
-            patch["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
-            "ImagePullBackOff"
-        );
-        assert_eq!(
-            decide(&apply(&p, &patch), &config(), &Usage::default(), now()),
-            Action::None
-        );
-    }
-
-    #[test]
-    fn deletion_is_forced_for_our_pods() {
-        let mut p = bound(gpu_pod(0), "cpu-0");
-        p.metadata.deletion_timestamp = Some(Time(now()));
-        assert_eq!(
-            decide(&p, &config(), &Usage::default(), now()),
-            Action::ForceDelete
-        );
-        let mut foreign = bound(gpu_pod(0), "elsewhere");
-        foreign.metadata.deletion_timestamp = Some(Time(now()));
-        assert_eq!(
-            decide(&foreign, &config(), &Usage::default(), now()),
-            Action::None
-        );
-    }
-}
+#[path = "decide_tests.rs"]
+mod tests;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use kubelet_sim::{NodeSpec, SimConfig, Simulator};
+use kubelet_sim::{InPodAgent, NodeSpec, SimConfig, Simulator};
 
 /// Simulated scheduler + kubelets: binds pods to fake nodes and advances their status like kwok.
 #[derive(Debug, Parser)]
@@ -19,9 +19,16 @@ struct Args {
     /// Seconds a pod runs before its outcome, unless annotated `sim.clearml-k8s-agent/run-seconds`.
     #[arg(long, default_value_t = 5.0)]
     run_seconds: f64,
-    /// Images matching this regex never pull (ImagePullBackOff).
+    /// Images matching this regex never pull (ErrImagePull, then ImagePullBackOff).
     #[arg(long, default_value = r"^(registry\.invalid/|.*:does-not-exist$)")]
     image_pull_error: String,
+    /// Play the stock in-pod `clearml-agent execute` in pods labelled `clearml-task-id`: dequeue and start the task
+    /// with the credentials from the pod's env (Secrets read through the API), then complete or fail it.
+    #[arg(long)]
+    in_pod_agent: bool,
+    /// With --in-pod-agent: seconds between the task status readings that notice an abort (the real agent: 5).
+    #[arg(long, default_value_t = 5.0)]
+    abort_poll_seconds: f64,
 }
 
 #[tokio::main]
@@ -48,6 +55,14 @@ async fn main() -> anyhow::Result<()> {
         image_pull_error: Some(
             regex::Regex::new(&args.image_pull_error).context("--image-pull-error")?,
         ),
+        in_pod_agent: match args.in_pod_agent {
+            true => Some(InPodAgent {
+                abort_poll: Duration::try_from_secs_f64(args.abort_poll_seconds)
+                    .context("--abort-poll-seconds")?,
+                ..InPodAgent::default()
+            }),
+            false => None,
+        },
     };
     let client = kube::Client::try_default()
         .await

@@ -24,13 +24,23 @@ pub fn started_at(pod: &Pod) -> Option<Timestamp> {
         .min()
 }
 
-pub(crate) fn waiting_reason(pod: &Pod) -> Option<&str> {
-    pod.status
+/// The waiting reason and message of the named container, if it is waiting.
+pub(crate) fn waiting_of<'a>(pod: &'a Pod, container: &str) -> Option<(&'a str, &'a str)> {
+    let waiting = pod
+        .status
         .as_ref()?
         .container_statuses
         .as_ref()?
         .iter()
-        .find_map(|cs| cs.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+        .find(|cs| cs.name == container)?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?;
+    Some((
+        waiting.reason.as_deref().unwrap_or_default(),
+        waiting.message.as_deref().unwrap_or_default(),
+    ))
 }
 
 pub(crate) fn containers(pod: &Pod) -> &[Container] {
@@ -43,4 +53,8 @@ pub(crate) fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .as_ref()?
         .get(key)
         .map(String::as_str)
+}
+
+pub(crate) fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }

@@ -187,10 +187,22 @@ mod tests {
     use super::*;
     use crate::{
         config::GPU,
-        decide::decide,
+        decide::Action,
         test_support::{apply, bound, config, gpu_pod, now, pod},
     };
     use serde_json::json;
+
+    /// The action of one step with nothing observed beyond the pod (no config errors, no in-pod process).
+    fn decide(pod: &Pod, config: &SimConfig, usage: &Usage, now: Timestamp) -> Action {
+        crate::decide::decide(
+            pod,
+            config,
+            usage,
+            now,
+            &crate::decide::KubeletView::default(),
+        )
+        .action
+    }
 
     #[test]
     fn binds_to_a_node_that_fits() {

@@ -1,10 +1,15 @@
-//! The thin I/O loop: register the nodes, watch pods, carry out [`decide`]'s actions.
+//! The thin I/O loop: register the nodes, watch pods, carry out [`decide`]'s decisions.
 //!
 //! One pod watch (a kube-runtime reflector) drives everything; there is no per-pod polling. A pod that is running
 //! its simulated time gets a one-shot timer that puts it back through [`decide`]. The loop remembers the
 //! resourceVersion it last acted on per pod, so a stale copy of a pod is never acted on twice, and which pods it
 //! bound whose binding it has not seen yet (like the scheduler's "assumed" pods), so two pending pods cannot both
 //! take the last GPU.
+//!
+//! Before deciding on a bound `Pending` pod it builds its containers' environment ([`crate::env`], reading the
+//! Secrets and ConfigMaps it refers to). With the in-pod agent on, it starts one [`crate::in_pod`] process per pod
+//! labelled `clearml-task-id` when its containers start, and puts the pod back through [`decide`] whenever that
+//! process reports; the process dies with the pod.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,26 +19,26 @@ use std::{
 };
 
 use futures::StreamExt as _;
-use k8s_openapi::{
-    api::core::v1::{Binding, Node, ObjectReference, Pod},
-    jiff::Timestamp,
-};
+use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
 use kube::{
     Api, Client, ResourceExt as _,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams},
     runtime::{
         WatchStreamExt as _,
         reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
-use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::decide::{self, Action, NodeSpec, SimConfig, Usage};
-
-/// Label on every node the simulator registers (so they are easy to find and clean up).
-pub const NODE_LABEL: &str = "sim.clearml-k8s-agent/node";
+pub use crate::kube_io::NODE_LABEL;
+use crate::{
+    decide::{self, Action, KubeletView, Process, SimConfig, TASK_ID_LABEL, Usage},
+    env,
+    in_pod::{self, Launch, ProcessEvent, ProcessHandle, Report},
+    kube_io,
+    pod_view::label,
+};
 
 /// Errors of the simulator's I/O.
 #[derive(Debug, thiserror::Error)]
@@ -84,42 +89,13 @@ impl Simulator {
 
     /// Create (or update) the simulated Nodes and mark them Ready with their capacity.
     pub async fn register_nodes(&self) -> Result<(), SimError> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
         for spec in &self.config.nodes {
-            let err = |source| SimError::Node {
-                node: spec.name.clone(),
-                source,
-            };
-            let mut labels = spec.labels.clone();
-            for (k, v) in [
-                ("kubernetes.io/hostname", spec.name.as_str()),
-                ("kubernetes.io/os", "linux"),
-                ("kubernetes.io/arch", "amd64"),
-                ("type", "kwok"),
-                (NODE_LABEL, "true"),
-            ] {
-                labels.entry(k.to_owned()).or_insert_with(|| v.to_owned());
-            }
-            let node = json!({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {"name": spec.name, "labels": labels},
-                "spec": {},
-            });
-            // Server-side apply: creates the node or updates its labels, idempotently across runs.
-            let params = PatchParams::apply("kubelet-sim").force();
-            nodes
-                .patch(&spec.name, &params, &Patch::Apply(&node))
+            kube_io::register_node(&self.client, spec)
                 .await
-                .map_err(err)?;
-            nodes
-                .patch_status(
-                    &spec.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(node_status(spec)),
-                )
-                .await
-                .map_err(err)?;
+                .map_err(|source| SimError::Node {
+                    node: spec.name.clone(),
+                    source,
+                })?;
             tracing::info!(node = %spec.name, allocatable = ?spec.allocatable_quantities(), "node registered");
         }
         Ok(())
@@ -146,7 +122,18 @@ impl Simulator {
         let mut stream = std::pin::pin!(stream);
         let mut shutdown = std::pin::pin!(shutdown);
         let (requeue_tx, mut requeue_rx) = mpsc::unbounded_channel::<ObjectRef<Pod>>();
-        let mut state = LoopState::new(self.client.clone(), self.config.clone(), store, requeue_tx);
+        let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Report>();
+        let mut state = LoopState {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            store,
+            requeue: requeue_tx,
+            reports: report_tx,
+            acted: HashMap::new(),
+            assumed: HashMap::new(),
+            timers: HashSet::new(),
+            processes: HashMap::new(),
+        };
         let mut synced = false;
         loop {
             tokio::select! {
@@ -179,9 +166,22 @@ impl Simulator {
                         state.handle(&pod).await;
                     }
                 }
+                Some(report) = report_rx.recv() => {
+                    if state.heard(&report)
+                        && let Some(pod) = state.store.get(&report.key)
+                    {
+                        state.handle(&pod).await;
+                    }
+                }
             }
         }
     }
+}
+
+/// An in-pod agent process and what it last said.
+struct Slot {
+    handle: ProcessHandle,
+    state: Process,
 }
 
 struct LoopState {
@@ -189,37 +189,36 @@ struct LoopState {
     config: Arc<SimConfig>,
     store: Store<Pod>,
     requeue: mpsc::UnboundedSender<ObjectRef<Pod>>,
+    reports: mpsc::UnboundedSender<Report>,
     /// Pod uid → resourceVersion we last changed it from; a copy at that version is stale.
     acted: HashMap<String, String>,
     /// Pod uid → node, for bindings the watch has not shown yet.
     assumed: HashMap<String, String>,
     /// Pods with a pending timer.
     timers: HashSet<ObjectRef<Pod>>,
+    /// Pod uid → its in-pod agent process.
+    processes: HashMap<String, Slot>,
 }
 
 impl LoopState {
-    fn new(
-        client: Client,
-        config: Arc<SimConfig>,
-        store: Store<Pod>,
-        requeue: mpsc::UnboundedSender<ObjectRef<Pod>>,
-    ) -> Self {
-        Self {
-            client,
-            config,
-            store,
-            requeue,
-            acted: HashMap::new(),
-            assumed: HashMap::new(),
-            timers: HashSet::new(),
-        }
-    }
-
-    /// Drop bookkeeping for a deleted pod (a long-running simulator must not grow without bound).
+    /// Drop bookkeeping for a deleted pod (a long-running simulator must not grow without bound); its process dies.
     fn forget(&mut self, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
         self.acted.remove(&uid);
         self.assumed.remove(&uid);
+        self.processes.remove(&uid);
+    }
+
+    /// Record what a process said; `true` when the pod should be looked at again.
+    fn heard(&mut self, report: &Report) -> bool {
+        let Some(slot) = self.processes.get_mut(&report.uid) else {
+            return false;
+        };
+        slot.state = match report.event {
+            ProcessEvent::Working => Process::Working,
+            ProcessEvent::Exited(code) => Process::Exited(code),
+        };
+        true
     }
 
     async fn reconcile_all(&mut self) {
@@ -263,9 +262,43 @@ impl LoopState {
         usage
     }
 
+    /// What the kubelet sees of the pod beyond its object; `None` when that cannot be read now (retried later).
+    async fn observe(&self, pod: &Pod, uid: &str) -> Option<(KubeletView, env::PodEnv)> {
+        let mut view = KubeletView {
+            process: self
+                .processes
+                .get(uid)
+                .map_or(Process::Simulated, |s| s.state),
+            ..KubeletView::default()
+        };
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        let ours = node.is_some_and(|n| self.config.nodes.iter().any(|spec| spec.name == n));
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let starting = ours
+            && matches!(phase, None | Some("Pending"))
+            && pod.metadata.deletion_timestamp.is_none();
+        if !starting {
+            return Some((view, env::PodEnv::default()));
+        }
+        match env::resolve_pod(&self.client, pod).await {
+            Ok(pod_env) => {
+                view.config_errors = pod_env.errors.clone();
+                Some((view, pod_env))
+            }
+            Err(e) => {
+                tracing::warn!(pod = %pod.name_any(), error = %e, "reading the pod's Secrets/ConfigMaps failed");
+                None
+            }
+        }
+    }
+
     async fn handle(&mut self, pod: &Pod) {
         let uid = pod.uid().unwrap_or_default();
         let rv = pod.resource_version().unwrap_or_default();
+        if is_terminal(pod) {
+            // The container is gone; so is its process (a killed one reports nothing).
+            self.processes.remove(&uid);
+        }
         if self.acted.get(&uid) == Some(&rv) {
             return;
         }
@@ -276,19 +309,36 @@ impl LoopState {
             // Bound by us a moment ago; the watch has not caught up yet.
             return;
         }
-        let action = decide::decide(pod, &self.config, &self.usage(), Timestamp::now());
+        let Some((view, pod_env)) = self.observe(pod, &uid).await else {
+            return;
+        };
+        let decision = decide::decide(pod, &self.config, &self.usage(), Timestamp::now(), &view);
+        let action = &decision.action;
         let name = pod.name_any();
         let namespace = pod.namespace().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-        let result = match &action {
+        if !matches!(
+            action,
+            Action::None | Action::RequeueAfter(_) | Action::FinishProcess(_)
+        ) {
+            // Before the write, so whoever sees the new pod state also finds the events that explain it.
+            kube_io::create_events(&self.client, pod, &decision.events).await;
+        }
+        let result = match action {
             Action::None => return,
             Action::RequeueAfter(delay) => {
                 self.requeue_after(ObjectRef::from(pod), *delay);
                 return;
             }
+            Action::FinishProcess(code) => {
+                if let Some(slot) = self.processes.get_mut(&uid) {
+                    slot.handle.finish(*code);
+                }
+                return;
+            }
             Action::Bind(node) => {
                 self.assumed.insert(uid.clone(), node.clone());
-                let result = bind(&api, pod, node).await;
+                let result = kube_io::bind(&api, pod, node).await;
                 if result.is_err() {
                     self.assumed.remove(&uid);
                 }
@@ -308,21 +358,60 @@ impl LoopState {
                 )
                 .await
                 .map(drop),
-            Action::ForceDelete => force_delete(&api, pod).await,
+            Action::ForceDelete => kube_io::force_delete(&api, pod).await,
         };
         match result {
             Ok(()) => {
-                tracing::info!(pod = %name, namespace = %namespace, action = %describe(&action), "acted");
-                self.acted.insert(uid, rv);
+                tracing::info!(pod = %name, namespace = %namespace, action = %describe(action), "acted");
+                self.acted.insert(uid.clone(), rv);
+                if let Some(watch_aborts) = decision.start_process {
+                    self.start_process(pod, uid, pod_env, watch_aborts);
+                }
             }
             // 404/409: the pod changed or went away under us; the watch brings the new state.
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
                 tracing::debug!(pod = %name, code = e.code, "stale, skipping");
             }
             Err(e) => {
-                tracing::warn!(pod = %name, namespace = %namespace, action = %describe(&action), error = %e, "action failed")
+                tracing::warn!(pod = %name, namespace = %namespace, action = %describe(action), error = %e, "action failed")
             }
         }
+    }
+
+    /// The pod's containers started: start the in-pod agent in its task container.
+    fn start_process(&mut self, pod: &Pod, uid: String, pod_env: env::PodEnv, watch_aborts: bool) {
+        let (Some(settings), Some(task_id), Some(task_env)) = (
+            self.config.in_pod_agent.clone(),
+            label(pod, TASK_ID_LABEL),
+            pod_env.task,
+        ) else {
+            return;
+        };
+        if self.processes.contains_key(&uid) {
+            return;
+        }
+        let worker = task_env
+            .get("CLEARML_WORKER_ID")
+            .cloned()
+            .unwrap_or_else(|| pod.name_any());
+        let launch = Launch {
+            key: ObjectRef::from(pod),
+            uid: uid.clone(),
+            task_id: task_id.to_owned(),
+            worker,
+            env: task_env,
+            settings,
+            watch_aborts,
+        };
+        tracing::info!(pod = %pod.name_any(), task_id, "in-pod agent starting");
+        let handle = in_pod::spawn(launch, self.reports.clone());
+        self.processes.insert(
+            uid,
+            Slot {
+                handle,
+                state: Process::Starting,
+            },
+        );
     }
 
     fn requeue_after(&mut self, key: ObjectRef<Pod>, delay: Duration) {
@@ -335,51 +424,6 @@ impl LoopState {
             let _ = tx.send(key);
         });
     }
-}
-
-async fn bind(api: &Api<Pod>, pod: &Pod, node: &str) -> Result<(), kube::Error> {
-    let name = pod.name_any();
-    let binding = Binding {
-        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some(name.clone()),
-            namespace: pod.namespace(),
-            uid: pod.uid(),
-            ..Default::default()
-        },
-        target: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(node.to_owned()),
-            ..Default::default()
-        },
-    };
-    let _: serde_json::Value = api
-        .create_subresource("binding", &name, &PostParams::default(), &binding)
-        .await?;
-    Ok(())
-}
-
-/// kwok's `delete` stage: clear finalizers, then delete with grace period 0.
-async fn force_delete(api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error> {
-    let name = pod.name_any();
-    if pod
-        .metadata
-        .finalizers
-        .as_ref()
-        .is_some_and(|f| !f.is_empty())
-    {
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-        )
-        .await?;
-    }
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        ..DeleteParams::default()
-    };
-    api.delete(&name, &params).await.map(drop)
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -399,47 +443,6 @@ fn describe(action: &Action) -> String {
         }
         Action::ForceDelete => "force delete".into(),
         Action::RequeueAfter(d) => format!("requeue after {d:?}"),
+        Action::FinishProcess(code) => format!("finish the in-pod process with {code}"),
     }
-}
-
-/// The Node status: capacity = allocatable, Ready, an address and the system info a kubelet reports.
-fn node_status(spec: &NodeSpec) -> serde_json::Value {
-    let now = serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        Timestamp::now(),
-    ))
-    .unwrap_or(serde_json::Value::Null);
-    let resources = spec.allocatable_quantities();
-    let cond = |type_: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": type_, "status": status, "reason": reason, "message": message,
-               "lastHeartbeatTime": now, "lastTransitionTime": now})
-    };
-    json!({
-        "status": {
-            "capacity": resources,
-            "allocatable": resources,
-            "phase": "Running",
-            "conditions": [
-                cond("Ready", "True", "KubeletReady", "kubelet-sim is posting ready status"),
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "simulated"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "simulated"),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "simulated"),
-            ],
-            "addresses": [
-                {"type": "InternalIP", "address": "10.96.0.1"},
-                {"type": "Hostname", "address": spec.name},
-            ],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "bootID": "",
-                "containerRuntimeVersion": "kubelet-sim://0.1.0",
-                "kernelVersion": "",
-                "kubeProxyVersion": "",
-                "kubeletVersion": "v1.37.2-sim",
-                "machineID": "",
-                "operatingSystem": "linux",
-                "osImage": "kubelet-sim",
-                "systemUUID": "",
-            },
-        }
-    })
 }

@@ -8,12 +8,9 @@ use k8s_openapi::{
 };
 use serde_json::{Value, json};
 
-use crate::{
-    config::SimConfig,
-    decide::{OUTCOME_ANNOTATION, Outcome},
-    pod_view::{annotation, containers, started_at},
-};
+use crate::pod_view::{containers, started_at};
 
+/// All containers running (kwok's `ready` stage), init containers completed.
 pub(crate) fn running_status(pod: &Pod, node: &str, now: Timestamp) -> Value {
     let t = time(now);
     let statuses: Vec<Value> = containers(pod)
@@ -47,36 +44,34 @@ pub(crate) fn running_status(pod: &Pod, node: &str, now: Timestamp) -> Value {
     json!({ "status": status })
 }
 
-pub(crate) fn image_pull_backoff_status(
+/// Why a container has not started: the kubelet's waiting reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A bound pod whose containers cannot start: each container `blocked` names stays waiting with its reason, the
+/// others wait behind it (`ContainerCreating`), and the pod stays `Pending`.
+pub(crate) fn waiting_status(
     pod: &Pod,
     node: &str,
-    config: &SimConfig,
     now: Timestamp,
+    blocked: impl Fn(&Container) -> Option<Waiting>,
 ) -> Value {
     let t = time(now);
-    let failing = |c: &Container| match &config.image_pull_error {
-        Some(re) => c.image.as_deref().is_some_and(|i| re.is_match(i)),
-        // Requested by annotation: every container's image "fails".
-        None => true,
-    };
     let mut not_ready = Vec::new();
     let statuses: Vec<Value> = containers(pod)
         .iter()
         .map(|c| {
             not_ready.push(c.name.clone());
-            let image = c.image.clone().unwrap_or_default();
-            let waiting = if failing(c) || annotation(pod, OUTCOME_ANNOTATION).is_some() {
-                json!({
-                    "reason": "ImagePullBackOff",
-                    "message": format!("Back-off pulling image \"{image}\": ErrImagePull: failed to pull and \
-                                        unpack image \"{image}\": not found (simulated)"),
-                })
-            } else {
-                json!({"reason": "PodInitializing"})
+            let waiting = match blocked(c) {
+                Some(w) => json!({"reason": w.reason, "message": w.message}),
+                None => json!({"reason": "ContainerCreating"}),
             };
             json!({
                 "name": c.name,
-                "image": image,
+                "image": c.image.clone().unwrap_or_default(),
                 "imageID": "",
                 "ready": false,
                 "started": false,
@@ -99,36 +94,68 @@ pub(crate) fn image_pull_backoff_status(
     json!({ "status": status })
 }
 
-/// Terminal status for `outcome` (Succeeded, or Failed with the exit code and reason on the first container).
+/// How a pod's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Termination {
+    /// The task container's process exited with this code (0: `Completed`, else `Error`).
+    Exited(i32),
+    /// The kernel killed it for exceeding its memory limit (exit 137, `OOMKilled`).
+    OomKilled,
+    /// The kubelet evicted the pod (node pressure): phase `Failed`, reason `Evicted`.
+    Evicted,
+    /// The scheduler preempted the pod for a higher-priority one: phase `Failed`, reason `Preempted`.
+    Preempted,
+}
+
+/// The pod-level message of an eviction (the kubelet's wording for memory pressure).
+pub(crate) fn eviction_message(pod: &Pod) -> String {
+    let container = containers(pod).first().map_or("", |c| c.name.as_str());
+    format!(
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 64Mi. Container {container} \
+         was using 2Gi, request is 1Gi, has larger consumption of memory. (simulated)"
+    )
+}
+
+/// The pod-level message of a preemption.
+pub(crate) const PREEMPTION_MESSAGE: &str =
+    "Preempted by default-scheduler to make room for a higher-priority pod (simulated)";
+
+/// Terminal status: Succeeded, or Failed with the exit code and reason on the first container (sidecars finish
+/// cleanly). `message` (a simulator error, e.g. a bad annotation) goes on the pod with reason `SimulatorError`.
 pub(crate) fn terminal_status(
     pod: &Pod,
-    outcome: Outcome,
+    end: Termination,
     now: Timestamp,
     message: Option<&str>,
 ) -> Value {
     let t = time(now);
-    let started = started_at(pod).map_or_else(|| t.clone(), time);
-    let (phase, code, reason) = match outcome {
-        Outcome::Fail(code) => ("Failed", code, "Error"),
-        Outcome::Oom => ("Failed", 137, "OOMKilled"),
-        Outcome::Succeed | Outcome::Hang | Outcome::ImagePullBackOff => {
-            ("Succeeded", 0, "Completed")
+    let started = started_at(pod);
+    let started_t = started.map_or_else(|| t.clone(), time);
+    let (phase, code, reason) = match end {
+        Termination::Exited(0) => ("Succeeded", 0, "Completed"),
+        Termination::Exited(code) => ("Failed", code, "Error"),
+        Termination::OomKilled => ("Failed", 137, "OOMKilled"),
+        // A disrupted container is killed (SIGKILL after the grace period); one that never started cannot be
+        // found, which the kubelet reports as ContainerStatusUnknown.
+        Termination::Evicted | Termination::Preempted if started.is_some() => {
+            ("Failed", 137, "Error")
         }
+        Termination::Evicted | Termination::Preempted => ("Failed", 137, "ContainerStatusUnknown"),
     };
     let statuses: Vec<Value> = containers(pod)
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            // The first container carries the outcome; sidecars (if any) finish cleanly.
-            let (code, reason) = if i == 0 {
-                (code, reason)
-            } else {
-                (0, "Completed")
-            };
+            let (code, reason) =
+                if i == 0 || matches!(end, Termination::Evicted | Termination::Preempted) {
+                    (code, reason)
+                } else {
+                    (0, "Completed")
+                };
             let mut terminated = json!({
                 "exitCode": code,
                 "reason": reason,
-                "startedAt": started,
+                "startedAt": started_t,
                 "finishedAt": t,
                 "containerID": container_id(pod, &c.name),
             });
@@ -152,19 +179,37 @@ pub(crate) fn terminal_status(
     } else {
         "PodFailed"
     };
-    let mut status = json!({
-        "phase": phase,
-        "conditions": [
-            cond_reason("PodReadyToStartContainers", "False", "", "", &t),
-            cond_reason("Ready", "False", ready_reason, "", &t),
-            cond_reason("ContainersReady", "False", ready_reason, "", &t),
-        ],
-        "containerStatuses": statuses,
-    });
+    let mut conditions = vec![
+        cond_reason("PodReadyToStartContainers", "False", "", "", &t),
+        cond_reason("Ready", "False", ready_reason, "", &t),
+        cond_reason("ContainersReady", "False", ready_reason, "", &t),
+    ];
+    let mut status = json!({ "phase": phase, "containerStatuses": statuses });
+    let disruption = match end {
+        Termination::Evicted => Some(("Evicted", eviction_message(pod), "TerminationByKubelet")),
+        Termination::Preempted => Some((
+            "Preempted",
+            PREEMPTION_MESSAGE.to_owned(),
+            "PreemptionByScheduler",
+        )),
+        Termination::Exited(_) | Termination::OomKilled => None,
+    };
+    if let Some((reason, pod_message, condition_reason)) = disruption {
+        conditions.push(cond_reason(
+            "DisruptionTarget",
+            "True",
+            condition_reason,
+            &pod_message,
+            &t,
+        ));
+        status["reason"] = json!(reason);
+        status["message"] = json!(pod_message);
+    }
     if let Some(m) = message {
         status["message"] = json!(m);
         status["reason"] = json!("SimulatorError");
     }
+    status["conditions"] = json!(conditions);
     json!({ "status": status })
 }
 
@@ -253,7 +298,7 @@ fn image_id(c: &Container) -> String {
     )
 }
 
-fn fnv(s: &str) -> u64 {
+pub(crate) fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -9,22 +9,16 @@ use policy_testing::{PolicyUnderTest, TaskContext};
 use serde_json::json;
 
 fn template_wasm() -> PathBuf {
-    let dir = std::env::var_os("POLICY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/clearml-k8s-agent/policies")
-        });
-    dir.join("rust-policy-template.wasm")
+    cache_paths::test_policy("rust-policy-template")
 }
 
 #[test]
-fn template_cases_pass() {
-    let cases = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/rust-policy-template/cases"
-    );
-    policy_testing::assert_cases(template_wasm(), cases);
+fn template_cases_pass_in_one_test() {
+    policy_testing::assert_cases(template_wasm(), template_cases());
+}
+
+fn template_cases() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/rust-policy-template/cases")
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", .path.display())]
     Read {
         /// The file named on the command line.
         path: PathBuf,
@@ -17,7 +17,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Any other error, with the file it was found in.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", .path.display())]
     InFile {
         /// The file named on the command line.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum ConfigError {
         problem: String,
     },
     /// A key the values shape does not have.
-    #[error("{path}: unknown key ({})", unknown_key_hint(suggestion.as_deref(), known))]
+    #[error("{path}: unknown key ({})", unknown_key_hint(.suggestion.as_deref(), .known))]
     UnknownKey {
         /// Full path of the key, e.g. `agentk8sglue.queues.red.templateOverides`.
         path: String,
@@ -92,11 +92,14 @@ pub enum ConfigError {
     },
     /// `queues` is empty or absent.
     #[error(
-        "{path}: no queues configured; list the ClearML queues to serve, e.g. `queues: {{default: {{templateOverrides: {{}}}}}}`"
+        "{path}: no queues configured; list the ClearML queues to serve, e.g. `queues: {{default: {{templateOverrides: {{}}}}}}`{}",
+        if *.oss_queue_given { " (the OSS chart's single `queue` key is not read)" } else { "" }
     )]
     NoQueues {
         /// `agentk8sglue.queues` (or the alias).
         path: String,
+        /// The OSS chart's `agentk8sglue.queue` is set: the user is migrating from that chart.
+        oss_queue_given: bool,
     },
     /// Two queue keys that ClearML resolves to the same queue.
     #[error(
@@ -111,7 +114,7 @@ pub enum ConfigError {
         second: String,
     },
     /// A `policies` entry names a plugin that is neither a default plugin nor in `agentk8sglue.plugins`.
-    #[error("{path}: unknown plugin `{name}` ({})", unknown_plugin_hint(suggestion.as_deref(), available))]
+    #[error("{path}: unknown plugin `{name}` ({})", unknown_plugin_hint(.suggestion.as_deref(), .available))]
     UnknownPlugin {
         /// Full path of the `plugin` value.
         path: String,
@@ -124,10 +127,7 @@ pub enum ConfigError {
     },
     /// [`AgentConfig::validate_for_run`](super::AgentConfig::validate_for_run): values that parse but cannot be
     /// used to connect (placeholders left from the documentation, URLs that are not http(s)).
-    #[error(
-        "the configuration cannot be used to connect:{}",
-        bullet_list(problems)
-    )]
+    #[error("the configuration cannot be used to connect:{}", bullet_list(.problems))]
     NotUsable {
         /// One line per problem, each naming its key.
         problems: Vec<String>,

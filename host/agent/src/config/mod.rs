@@ -146,8 +146,8 @@ pub struct AgentConfig {
     pub values_root: &'static str,
     /// True when `api_server_url` came from env `CLEARML_API_HOST` rather than the file (for messages).
     pub api_server_url_from_env: bool,
-    /// Full paths of the keys accepted and ignored (chart-only keys, Enterprise features not implemented), in
-    /// file order; logged once at debug level.
+    /// Full paths of the keys accepted and ignored (chart-only keys, Enterprise features not implemented): the
+    /// top level's first, then each map's as it is read; logged once at debug level.
     pub ignored_keys: Vec<String>,
 }
 

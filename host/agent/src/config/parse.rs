@@ -123,7 +123,11 @@ fn parse(text: &str, overrides: &Overrides) -> Result<AgentConfig, ConfigError> 
 
     // Requirements last: by now every key is known to be spelt right.
     if queues.is_empty() {
-        return Err(ConfigError::NoQueues { path: queues_path });
+        let oss_queue = join(glue_root, "queue");
+        return Err(ConfigError::NoQueues {
+            path: queues_path,
+            oss_queue_given: ignored.contains(&oss_queue),
+        });
     }
     let env_api_url = non_empty(overrides.api_host.as_deref());
     let api_server_url_from_env = env_api_url.is_some();

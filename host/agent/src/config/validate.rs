@@ -15,14 +15,27 @@ impl AgentConfig {
             format!("{root}.apiServerUrlReference")
         };
         let mut problems = Vec::new();
-        problems.extend(url_problem(&api_origin, &self.api_server_url));
+        problems.extend(url_problem(
+            &api_origin,
+            &self.api_server_url,
+            "clearml-apiserver:8008",
+        ));
+        // Examples are the OSS chart's service names and ports, the likeliest right answer in-cluster.
         let optional_urls = [
-            ("webServerUrlReference", &self.web_server_url),
-            ("fileServerUrlReference", &self.file_server_url),
+            (
+                "webServerUrlReference",
+                &self.web_server_url,
+                "clearml-webserver:8080",
+            ),
+            (
+                "fileServerUrlReference",
+                &self.file_server_url,
+                "clearml-fileserver:8081",
+            ),
         ];
-        for (key, url) in optional_urls {
+        for (key, url, example) in optional_urls {
             if let Some(url) = url {
-                problems.extend(url_problem(&format!("{root}.{key}"), url));
+                problems.extend(url_problem(&format!("{root}.{key}"), url, example));
             }
         }
         let credentials = [
@@ -56,14 +69,14 @@ fn is_placeholder_secret(secret: &Secret) -> bool {
     value.starts_with('<') && value.ends_with('>')
 }
 
-/// Why `url` cannot be connected to, if it cannot. A URL is not a secret, but a `user:password@` part would be,
-/// so that part is masked in the message.
-fn url_problem(origin: &str, url: &str) -> Option<String> {
+/// Why `url` cannot be connected to, if it cannot; `example` (`host:port`) shows what a right one looks like. A
+/// URL is not a secret, but a `user:password@` part would be, so that part is masked in the message.
+fn url_problem(origin: &str, url: &str, example: &str) -> Option<String> {
     let shown = mask_userinfo(url);
     if url.contains('<') || url.contains('>') {
         return Some(format!(
             "{origin}: `{shown}` is a placeholder from the documentation; set the ClearML server's URL, \
-             e.g. http://clearml-apiserver:8008"
+             e.g. http://{example}"
         ));
     }
     let lower = url.to_ascii_lowercase();
@@ -72,7 +85,7 @@ fn url_problem(origin: &str, url: &str) -> Option<String> {
         .find_map(|scheme| lower.strip_prefix(scheme).map(|_| &url[scheme.len()..]))
     else {
         return Some(format!(
-            "{origin}: `{shown}` is not an http(s) URL; expected e.g. http://clearml-apiserver:8008"
+            "{origin}: `{shown}` is not an http(s) URL; expected e.g. http://{example}"
         ));
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -125,13 +138,13 @@ mod tests {
             "http://[::1]:8008",
             "http://127.0.0.1:8008",
         ] {
-            assert_eq!(url_problem("k", url), None, "{url}");
+            assert_eq!(url_problem("k", url, "h:1"), None, "{url}");
         }
     }
 
     #[test]
     fn unusable_urls_are_explained() {
-        let problem = |url| url_problem("k", url).unwrap();
+        let problem = |url| url_problem("k", url, "h:1").unwrap();
         assert!(problem("<CLEARML_API_SERVER_REFERENCE>").contains("placeholder"));
         assert!(problem("clearml-apiserver:8008").contains("not an http(s) URL"));
         assert!(problem("http://").contains("no usable host"));
@@ -141,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_password_in_a_url_is_never_shown() {
-        let problem = url_problem("k", "http://user:hunter2@host:99999/x").unwrap();
+        let problem = url_problem("k", "http://user:hunter2@host:99999/x", "h:1").unwrap();
         assert!(!problem.contains("hunter2"), "{problem}");
         assert!(problem.contains("http://***@host:99999/x"), "{problem}");
     }

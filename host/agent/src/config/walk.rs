@@ -373,7 +373,7 @@ mod tests {
         };
         assert_eq!(
             node.json().unwrap_err().to_string(),
-            "root.x: inf is not a finite number"
+            "root.x: .inf is not a finite number"
         );
     }
 

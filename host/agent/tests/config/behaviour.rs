@@ -59,7 +59,10 @@ fn timings_take_fractions_and_minutes_are_minutes() {
 fn env_overrides_win_and_empty_env_is_unset() {
     let config = AgentConfig::from_yaml(MINIMAL, &env_overrides()).unwrap();
     assert_eq!(config.credentials.access_key.expose(), "ENVACCESSKEY0123");
-    assert_eq!(config.credentials.secret_key.expose(), "env-secret-never-shown-0123");
+    assert_eq!(
+        config.credentials.secret_key.expose(),
+        "env-secret-never-shown-0123"
+    );
     assert_eq!(config.api_server_url, "http://clearml-apiserver:8008");
     assert!(config.api_server_url_from_env);
 
@@ -75,7 +78,7 @@ fn env_overrides_win_and_empty_env_is_unset() {
 }
 
 #[test]
-fn missing_server_and_credentials_are_named_plainly() {
+fn missing_values_and_whole_file_problems_are_named_plainly() {
     let cases = [
         (
             "missing-api-server-url",
@@ -104,9 +107,31 @@ fn missing_server_and_credentials_are_named_plainly() {
             "orchestratork8sglue:\n  queues: {q: {}}\n".to_owned(),
             Overrides::default(),
         ),
-        ("no-queues", MINIMAL.replace("    default: {}\n", ""), Overrides::default()),
+        (
+            "no-queues",
+            MINIMAL.replace("    default: {}\n", ""),
+            Overrides::default(),
+        ),
         ("empty-file", String::new(), Overrides::default()),
+        (
+            "oss-chart-single-queue",
+            MINIMAL.replace(
+                "  queues:\n    default: {}\n",
+                "  queue: default\n  createQueueIfNotExists: true\n",
+            ),
+            Overrides::default(),
+        ),
         ("not-a-map", "- a\n- b\n".to_owned(), Overrides::default()),
+        (
+            "duplicate-key",
+            format!("{MINIMAL}  queues:\n    other: {{}}\n"),
+            Overrides::default(),
+        ),
+        (
+            "misspelt-root",
+            MINIMAL.replace("agentk8sglue:\n", "agentk8sglu:\n"),
+            Overrides::default(),
+        ),
         (
             "two-documents",
             format!("{MINIMAL}---\n{MINIMAL}"),
@@ -151,7 +176,10 @@ fn queue_settings_are_read_and_checked() {
     let config = load(&text).unwrap();
     let settings = &config.queues[1].settings;
     assert_eq!(settings.max_pods, Some(4));
-    assert_eq!(settings.default_image.as_deref(), Some("nvcr.io/nvidia/pytorch:24.01-py3"));
+    assert_eq!(
+        settings.default_image.as_deref(),
+        Some("nvcr.io/nvidia/pytorch:24.01-py3")
+    );
     assert!(settings.use_image_entrypoint);
     assert_eq!(
         config.ignored_keys,
@@ -161,11 +189,15 @@ fn queue_settings_are_read_and_checked() {
         ]
     );
     assert_eq!(
-        error(&format!("{MINIMAL}    gpu:\n      queueSettings: {{maxPods: 0}}\n")),
+        error(&format!(
+            "{MINIMAL}    gpu:\n      queueSettings: {{maxPods: 0}}\n"
+        )),
         "agentk8sglue.queues.gpu.queueSettings.maxPods: expected an integer from 1 to 4294967295, found 0"
     );
     assert_eq!(
-        error(&format!("{MINIMAL}    gpu:\n      queueSettings: {{useImageEntrypoint: yes}}\n")),
+        error(&format!(
+            "{MINIMAL}    gpu:\n      queueSettings: {{useImageEntrypoint: yes}}\n"
+        )),
         "agentk8sglue.queues.gpu.queueSettings.useImageEntrypoint: expected true or false, found a string"
     );
 }
@@ -176,7 +208,7 @@ fn policies_and_extra_plugins_are_bound_by_name() {
     let values = dir.path().join("values.yaml");
     let digest = "AB".repeat(32);
     let text = format!(
-        "{MINIMAL}  plugins:\n    spot: {{file: plugins/spot.wasm, sha256: {digest}}}\n    abs: {{file: /opt/p.wasm}}\n    gpu:\n      policies:\n        - plugin: gpu-sizing\n          config: {{maxGpus: 4}}\n        - plugin: spot\n"
+        "{MINIMAL}    gpu:\n      policies:\n        - plugin: gpu-sizing\n          config: {{maxGpus: 4}}\n        - plugin: spot\n  plugins:\n    spot: {{file: plugins/spot.wasm, sha256: {digest}}}\n    abs: {{file: /opt/p.wasm}}\n"
     );
     std::fs::write(&values, &text).unwrap();
     let config = AgentConfig::load(&values, &Overrides::default()).unwrap();
@@ -186,24 +218,41 @@ fn policies_and_extra_plugins_are_bound_by_name() {
     assert_eq!(policies[1].plugin, "spot");
     assert_eq!(policies[1].config, serde_json::Value::Null);
     // Relative plugin files are found beside the values file; absolute ones are kept.
-    assert_eq!(config.plugins["spot"].file, dir.path().join("plugins/spot.wasm"));
-    assert_eq!(config.plugins["spot"].sha256.as_deref(), Some("ab".repeat(32).as_str()));
-    assert_eq!(config.plugins["abs"].file, std::path::Path::new("/opt/p.wasm"));
+    assert_eq!(
+        config.plugins["spot"].file,
+        dir.path().join("plugins/spot.wasm")
+    );
+    assert_eq!(
+        config.plugins["spot"].sha256.as_deref(),
+        Some("ab".repeat(32).as_str())
+    );
+    assert_eq!(
+        config.plugins["abs"].file,
+        std::path::Path::new("/opt/p.wasm")
+    );
 
     assert_eq!(
-        error(&format!("{MINIMAL}  plugins:\n    spot: {{file: s.wasm, sha256: abc}}\n")),
+        error(&format!(
+            "{MINIMAL}  plugins:\n    spot: {{file: s.wasm, sha256: abc}}\n"
+        )),
         "agentk8sglue.plugins.spot.sha256: expected the file's sha256 as 64 hex digits, found 3 characters"
     );
     assert_eq!(
-        error(&format!("{MINIMAL}  plugins:\n    guardrails: {{file: g.wasm}}\n")),
+        error(&format!(
+            "{MINIMAL}  plugins:\n    guardrails: {{file: g.wasm}}\n"
+        )),
         "agentk8sglue.plugins.guardrails: `guardrails` is a default plugin's name; give this plugin another name"
     );
     assert_eq!(
-        error(&format!("{MINIMAL}    gpu:\n      policies: {{plugin: gpu-sizing}}\n")),
+        error(&format!(
+            "{MINIMAL}    gpu:\n      policies: {{plugin: gpu-sizing}}\n"
+        )),
         "agentk8sglue.queues.gpu.policies: expected a list of {plugin, config}, found a map"
     );
     assert_eq!(
-        error(&format!("{MINIMAL}    gpu:\n      policies: [{{config: {{}}}}]\n")),
+        error(&format!(
+            "{MINIMAL}    gpu:\n      policies: [{{config: {{}}}}]\n"
+        )),
         "agentk8sglue.queues.gpu.policies[0]: `plugin` is required (a default plugin's name or a key of \
          agentk8sglue.plugins)"
     );
@@ -218,9 +267,18 @@ fn templates_are_checked_with_their_path() {
         "agentk8sglue.queues.gpu.templateOverrides.resources.limit: unknown key (did you mean limits?)"
     );
     // The OSS chart's defaults carry `fileMounts: []`: accepted (and ignored); a real one is refused.
-    let config = load(&format!("{MINIMAL}  basePodTemplate: {{fileMounts: [], labels: {{a: b}}}}\n")).unwrap();
-    assert_eq!(config.ignored_keys, ["agentk8sglue.basePodTemplate.fileMounts"]);
-    assert_eq!(config.base_pod_template.keys().collect::<Vec<_>>(), ["labels"]);
+    let config = load(&format!(
+        "{MINIMAL}  basePodTemplate: {{fileMounts: [], labels: {{a: b}}}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.ignored_keys,
+        ["agentk8sglue.basePodTemplate.fileMounts"]
+    );
+    assert_eq!(
+        config.base_pod_template.keys().collect::<Vec<_>>(),
+        ["labels"]
+    );
     assert!(
         error(&format!(
             "{MINIMAL}  basePodTemplate: {{fileMounts: [{{name: x, folderPath: /a}}]}}\n"
@@ -266,20 +324,24 @@ sessions: {portModeEnabled: false}
         .with_writer(writer)
         .finish();
     let config = tracing::subscriber::with_default(subscriber, || load(text)).unwrap();
+    // Top-level keys first, then each map as it is read.
     let expected = [
         "global",
         "imageCredentials",
+        "sessions",
         "clearml.existingAgentk8sglueSecret",
         "agentk8sglue.image",
         "agentk8sglue.extraEnvs",
         "agentk8sglue.queues.q.queueSettings.multiNode",
-        "sessions",
     ];
     assert_eq!(config.ignored_keys, expected);
     let logs = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(lines.len(), 1, "{logs}");
-    assert!(lines[0].contains("DEBUG") && lines[0].contains(&expected.join(", ")), "{logs}");
+    assert!(
+        lines[0].contains("DEBUG") && lines[0].contains(&expected.join(", ")),
+        "{logs}"
+    );
 }
 
 struct BufferWriter(Arc<Mutex<Vec<u8>>>);
@@ -298,13 +360,24 @@ impl std::io::Write for BufferWriter {
 fn credentials_never_appear_in_debug_output_or_errors() {
     let config = AgentConfig::from_yaml(MINIMAL, &env_overrides()).unwrap();
     let debug = format!("{config:?}");
-    for secret in ["FILEACCESSKEY", "file-secret-never-shown", "ENVACCESSKEY0123", "env-secret-never-shown"] {
+    for secret in [
+        "FILEACCESSKEY",
+        "file-secret-never-shown",
+        "ENVACCESSKEY0123",
+        "env-secret-never-shown",
+    ] {
         assert!(!debug.contains(secret), "{secret} in {debug}");
     }
     // A credential of the wrong type, or misplaced, is reported by type and path only.
-    let wrong_type = MINIMAL.replace("agentk8sglueKey: FILEACCESSKEY", "agentk8sglueKey: [FILEACCESSKEY]");
+    let wrong_type = MINIMAL.replace(
+        "agentk8sglueKey: FILEACCESSKEY",
+        "agentk8sglueKey: [FILEACCESSKEY]",
+    );
     let message = error(&wrong_type);
-    assert_eq!(message, "clearml.agentk8sglueKey: expected a string, found a list");
+    assert_eq!(
+        message,
+        "clearml.agentk8sglueKey: expected a string, found a list"
+    );
     let misplaced = MINIMAL.replace("agentk8sglueKey:", "agentk8sglueKy:");
     let message = error(&misplaced);
     assert!(!message.contains("FILEACCESSKEY"), "{message}");
@@ -314,13 +387,19 @@ fn credentials_never_appear_in_debug_output_or_errors() {
 fn validate_for_run_refuses_the_pages_placeholders() {
     let example = AgentConfig::load(&example_path("example-queue"), &Overrides::default()).unwrap();
     let message = format!("{}\n", example.validate_for_run().unwrap_err());
-    golden::assert_all(vec![golden::compare("errors/example-queue.validate-for-run.txt", &message)]);
+    golden::assert_all(vec![golden::compare(
+        "errors/example-queue.validate-for-run.txt",
+        &message,
+    )]);
 
     // The same file with the env a deployment would give: usable.
     let example = AgentConfig::load(&example_path("example-queue"), &env_overrides()).unwrap();
     let message = example.validate_for_run().unwrap_err().to_string();
     assert!(!message.contains("apiServerUrlReference"), "{message}");
-    assert!(!message.contains("access key") && !message.contains("secret key"), "{message}");
+    assert!(
+        !message.contains("access key") && !message.contains("secret key"),
+        "{message}"
+    );
     assert!(message.contains("webServerUrlReference"), "{message}");
 
     assert!(load(MINIMAL).unwrap().validate_for_run().is_ok());

@@ -134,7 +134,11 @@ fn the_pages_three_examples_load_unchanged() {
 fn the_examples_keep_the_pages_promises() {
     let gpu = AgentConfig::load(&example_path("gpu-queues"), &env_overrides()).unwrap();
     let names: Vec<&str> = gpu.queues.iter().map(|q| q.name.as_str()).collect();
-    assert_eq!(names, ["1xGPU", "2xGPU"], "queues keep the file's order (polling priority)");
+    assert_eq!(
+        names,
+        ["1xGPU", "2xGPU"],
+        "queues keep the file's order (polling priority)"
+    );
     let limits = |q: &QueueConfig| q.overrides.get("resources").unwrap()["limits"].clone();
     // The YAML number 1 becomes the quantity "1" the Pod schema wants.
     assert_eq!(limits(&gpu.queues[0]), json!({"nvidia.com/gpu": "1"}));
@@ -142,7 +146,9 @@ fn the_examples_keep_the_pages_promises() {
     assert!(gpu.create_queues);
 
     let colours = AgentConfig::load(&example_path("red-blue-green"), &env_overrides()).unwrap();
-    let [red, blue, green] = &colours.queues[..] else { panic!("three queues") };
+    let [red, blue, green] = &colours.queues[..] else {
+        panic!("three queues")
+    };
     assert!(red.overrides.is_empty(), "red inherits everything");
     assert_eq!(blue.overrides.keys().collect::<Vec<_>>(), ["labels"]);
     assert_eq!(

@@ -12,7 +12,12 @@ struct Case {
     to: &'static str,
 }
 
-const fn case(name: &'static str, example: &'static str, from: &'static str, to: &'static str) -> Case {
+const fn case(
+    name: &'static str,
+    example: &'static str,
+    from: &'static str,
+    to: &'static str,
+) -> Case {
     Case {
         name,
         example,

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -17,6 +16,8 @@ use crate::requests as rq;
 use crate::status::{TaskStatus, can_transition};
 use crate::time::Ts;
 
+mod events;
+mod filters;
 mod lifecycle;
 mod projects;
 mod queues;
@@ -24,6 +25,8 @@ mod tasks;
 mod workers;
 
 pub use queues::Move;
+
+use filters::{ListFilter, MAX_PAGE_SIZE, cmp_json, compile_regex, paginate};
 
 #[cfg(test)]
 mod tests;
@@ -52,9 +55,8 @@ impl Default for Identity {
 
 /// System tag that hides a queue from `queues.get_all` (the glue's pending queue carries it).
 pub const HIDDEN_QUEUE_TAG: &str = "k8s-glue";
-/// A worker with no report for this long does not count as live for `tasks.stop`.
-const LIVE_WORKER_SECS: i64 = 600;
-const MAX_PAGE_SIZE: u64 = 500;
+/// `apiserver.workers.task_update_timeout`: a task not updated for this long has no live worker for `tasks.stop`.
+const TASK_UPDATE_TIMEOUT_SECS: i64 = 600;
 const TASK_TYPES: &[&str] = &[
     "training",
     "testing",
@@ -82,6 +84,13 @@ pub struct Store {
     pub queues: BTreeMap<String, Queue>,
     #[serde(default)]
     pub workers: BTreeMap<String, Worker>,
+    /// Task log events (`type: log`) by task id, in arrival order: what `events.get_task_log` reads back. Other
+    /// event types are counted as added and dropped.
+    #[serde(default)]
+    pub task_logs: BTreeMap<String, Vec<Value>>,
+    /// Enterprise cluster reports by cluster key (`workers.cluster_report`), as last received.
+    #[serde(default)]
+    pub cluster_reports: BTreeMap<String, Value>,
     #[serde(default)]
     next_seq: u64,
 }
@@ -90,41 +99,6 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 fn new_id() -> String {
     format!("{:032x}", fastrand::u128(..))
-}
-
-fn compile(pattern: &str) -> Result<Regex> {
-    Regex::new(pattern)
-        .map_err(|e| ApiError::new(400, 21, format!("Malformed regular expression ({e})")))
-}
-
-/// Tag filter: plain entries select documents having any of them; `-x` entries exclude documents having `x`.
-fn tags_match(filter: &[String], tags: &[String]) -> bool {
-    let (excl, incl): (Vec<&String>, Vec<&String>) =
-        filter.iter().partition(|t| t.starts_with('-'));
-    let excluded = excl.iter().any(|t| tags.iter().any(|x| x == &t[1..]));
-    let included = incl.is_empty() || incl.iter().any(|t| tags.contains(t));
-    included && !excluded
-}
-
-/// `max_size`: `queues.get_all` caps `page_size` at 500 (400/12 above); `tasks.get_all` has no cap.
-fn paginate<T>(
-    items: Vec<T>,
-    page: Option<u64>,
-    page_size: Option<u64>,
-    max_size: Option<u64>,
-) -> Result<Vec<T>> {
-    let Some(size) = page_size else {
-        return Ok(items);
-    };
-    if max_size.is_some_and(|max| size > max) {
-        return Err(ApiError::validation(format!(
-            "page_size must be at most {MAX_PAGE_SIZE}"
-        )));
-    }
-    let start = page.unwrap_or(0).saturating_mul(size);
-    let start = usize::try_from(start).unwrap_or(usize::MAX);
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
-    Ok(items.into_iter().skip(start).take(size).collect())
 }
 
 fn min_len(what: &str, value: &str) -> Result<()> {
@@ -157,6 +131,8 @@ impl Store {
             tasks: BTreeMap::new(),
             queues: BTreeMap::new(),
             workers: BTreeMap::new(),
+            task_logs: BTreeMap::new(),
+            cluster_reports: BTreeMap::new(),
             next_seq: 0,
         };
         s.insert_queue("default", vec![], vec!["default".into()], None, now);
@@ -190,7 +166,9 @@ impl Store {
         }
     }
 
-    /// The status change every status call makes: checks the state machine unless forced, stamps the dates.
+    /// `bll/task/utils.py` `ChangeStatusRequest.execute`: checks the state machine unless forced (the same status
+    /// is always allowed), sets status, reason and message, bumps `status_changed`, `last_update` and
+    /// `last_change`. Dates such as `started`/`completed` are the calling endpoint's business, as on the server.
     fn change_status(
         &mut self,
         id: &str,
@@ -213,19 +191,81 @@ impl Store {
         t.status_changed = now;
         t.last_update = now;
         t.last_change = now;
-        let mut fields = status_fields(t);
-        match new {
-            TaskStatus::InProgress => {
-                t.started = Some(now);
-                fields.insert("started".into(), json!(now));
-            }
-            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Stopped => {
-                t.completed = Some(now);
-                fields.insert("completed".into(), json!(now));
-            }
-            _ => {}
+        if new == TaskStatus::Queued {
+            t.system_tags.retain(|s| s != "development");
         }
-        Ok(fields)
+        Ok(status_fields(t))
+    }
+
+    /// `TaskBLL.set_last_update` (pings, event batches): the liveness stamp, plus `active_duration` of a running
+    /// task (what `workers.get_all` reports as `running_time`).
+    fn touch_task(&mut self, id: &str, now: Ts) -> bool {
+        let Some(t) = self.tasks.get_mut(id) else {
+            return false;
+        };
+        if let (TaskStatus::InProgress, Some(started)) = (t.status, t.started) {
+            t.active_duration = Some((now.0 - started.0).max(0) as f64 / 1000.0);
+        }
+        t.last_update = now;
+        t.last_change = now;
+        true
+    }
+
+    /// `queue_bll.py` `_update_task_status_on_removal_from_queue`: tasks whose `execution.queue` is `queue` go
+    /// back to their pre-enqueue status (or created), forced, with `reason`; their `execution.queue` and
+    /// `enqueue_status` are cleared. Returns the ids it reverted.
+    fn revert_removed_tasks(
+        &mut self,
+        task_ids: &[String],
+        queue: &str,
+        reason: &str,
+        now: Ts,
+    ) -> Vec<String> {
+        let mut reverted = Vec::new();
+        for id in task_ids {
+            let Some(t) = self.tasks.get(id) else {
+                continue;
+            };
+            if t.execution_queue() != Some(queue) || reverted.contains(id) {
+                continue;
+            }
+            let back = t.enqueue_status.unwrap_or(TaskStatus::Created);
+            if self
+                .change_status(id, back, true, Some(reason.to_owned()), None, now)
+                .is_ok()
+                && let Some(t) = self.tasks.get_mut(id)
+            {
+                t.enqueue_status = None;
+                t.execution.remove("queue");
+                reverted.push(id.clone());
+            }
+        }
+        reverted
+    }
+
+    /// `services/tasks.conf` `non_responsive_tasks_watchdog`: running tasks with no update for `threshold_secs`
+    /// are stopped with "Forced stop (non-responsive)". The server sweeps every `watch_interval_sec`; the
+    /// emulator's server sweeps before every call, which a client cannot tell apart. Returns how many stopped.
+    pub fn stop_non_responsive_tasks(&mut self, now: Ts, threshold_secs: i64) -> usize {
+        let stale: Vec<String> = self
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::InProgress)
+            .filter(|t| t.last_update.plus_secs(threshold_secs) < now)
+            .map(|t| t.id.clone())
+            .collect();
+        let reason = "Forced stop (non-responsive)".to_owned();
+        for id in &stale {
+            let _ = self.change_status(
+                id,
+                TaskStatus::Stopped,
+                true,
+                Some(reason.clone()),
+                Some(reason.clone()),
+                now,
+            );
+        }
+        stale.len()
     }
 
     fn insert_queue(
@@ -252,6 +292,7 @@ impl Store {
                 system_tags,
                 entries: vec![],
                 metadata: Map::new(),
+                resources: None,
                 seq,
             },
         );
@@ -283,6 +324,19 @@ impl Store {
         }
     }
 
+    /// `TaskBLL.dequeue(silent_fail=True)`: a queued task leaves its execution queue; anything else is a no-op.
+    fn leave_execution_queue(&mut self, id: &str) {
+        let Some(t) = self.tasks.get(id) else { return };
+        if t.status != TaskStatus::Queued {
+            return;
+        }
+        if let Some(q) = t.execution_queue().map(str::to_owned)
+            && let Some(q) = self.queues.get_mut(&q)
+        {
+            q.entries.retain(|e| e.task != id);
+        }
+    }
+
     /// Removes the task from every queue; returns how many entries went.
     fn remove_from_all_queues(&mut self, task: &str) -> usize {
         let mut removed = 0;
@@ -292,18 +346,5 @@ impl Store {
             removed += before - q.entries.len();
         }
         removed
-    }
-}
-
-fn cmp_json(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
-    match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (None, Some(_)) => std::cmp::Ordering::Less,
-        (Some(_), None) => std::cmp::Ordering::Greater,
-        _ => std::cmp::Ordering::Equal,
     }
 }

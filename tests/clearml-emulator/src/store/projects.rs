@@ -31,7 +31,7 @@ impl Store {
     }
 
     pub fn projects_get_all(&self, r: rq::ProjectGetAll) -> Result<Value> {
-        let re = r.name.as_deref().map(compile).transpose()?;
+        let re = r.name.as_deref().map(compile_regex).transpose()?;
         let mut out: Vec<&Project> = self
             .projects
             .values()

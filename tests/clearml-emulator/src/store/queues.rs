@@ -1,4 +1,5 @@
-//! `queues.*`: create, list, pop, add/remove/move entries, clear, delete, metadata.
+//! `queues.*`: create, list, pop, add/remove/move entries, clear, delete, metadata. Rules from clearml-server
+//! `services/queues.py` and `bll/queue/queue_bll.py`.
 
 use serde_json::{Map, Value, json};
 
@@ -11,28 +12,32 @@ impl Store {
             return Err(ApiError::not_unique(format!("name={}", r.name)));
         }
         let id = self.insert_queue(&r.name, r.tags, r.system_tags, r.display_name, now);
-        if let Some(Value::Array(items)) = r.metadata
+        if let Some(items) = r.metadata
             && let Some(q) = self.queues.get_mut(&id)
         {
-            for item in items {
-                if let Some(key) = item.get("key").and_then(Value::as_str) {
-                    q.metadata.insert(key.to_owned(), item.clone());
-                }
-            }
+            q.metadata = metadata_map(items.into_values());
         }
         Ok(json!({ "id": id }))
     }
 
     pub fn queues_get_all(&self, r: rq::QueueGetAll) -> Result<Value> {
-        let re = r.name.as_deref().map(compile).transpose()?;
+        let re = r.name.as_deref().map(compile_regex).transpose()?;
         let show_hidden = r.search_hidden || !r.id.is_empty() || r.name.is_some();
+        let (ids, tags, system_tags) = (
+            ListFilter::compile("id", &r.id)?,
+            ListFilter::compile("tags", &r.tags)?,
+            ListFilter::compile("system_tags", &r.system_tags)?,
+        );
+        fn strs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
         let mut out: Vec<&Queue> = self
             .queues
             .values()
-            .filter(|q| r.id.is_empty() || r.id.contains(&q.id))
+            .filter(|q| ids.matches(&[q.id.as_str()]))
             .filter(|q| re.as_ref().is_none_or(|re| re.is_match(&q.name)))
-            .filter(|q| tags_match(&r.tags, &q.tags))
-            .filter(|q| tags_match(&r.system_tags, &q.system_tags))
+            .filter(|q| tags.matches(&strs(&q.tags)))
+            .filter(|q| system_tags.matches(&strs(&q.system_tags)))
             .filter(|q| show_hidden || !q.system_tags.iter().any(|t| t == HIDDEN_QUEUE_TAG))
             .collect();
         out.sort_by_key(|q| q.seq);
@@ -97,28 +102,33 @@ impl Store {
         Ok(json!({ "added": 1 }))
     }
 
+    /// `queue_bll.py` `get_queue_with_task`: the lookup of `remove_task` and `move_task_*`, which answers 703
+    /// (not 701) for an unknown queue as for a task that is not in it.
+    fn queue_with_task(&mut self, queue: &str, task: &str) -> Result<&mut Queue> {
+        match self.queues.get_mut(queue) {
+            Some(q) if q.entries.iter().any(|e| e.task == task) => Ok(q),
+            _ => Err(ApiError::task_not_queued(queue, task)),
+        }
+    }
+
+    /// `queues.remove_task`; with `update_task_status` the task reverts as on `clear_queue` (if this queue is its
+    /// execution queue), with reason "Task was removed from the queue <id>".
     pub fn queues_remove_task(&mut self, r: rq::QueueTask, now: Ts) -> Result<Value> {
-        let q = self.queue_mut(&r.queue)?;
+        let q = self.queue_with_task(&r.queue, &r.task)?;
         let before = q.entries.len();
         q.entries.retain(|e| e.task != r.task);
         let removed = before - q.entries.len();
-        if removed == 0 {
-            return Err(ApiError::task_not_queued(&r.queue, &r.task));
-        }
         q.last_update = now;
-        if r.update_task_status
-            && let Some(t) = self.tasks.get(&r.task)
-            && t.status == TaskStatus::Queued
-        {
-            let back = t.enqueue_status.unwrap_or(TaskStatus::Created);
-            self.change_status(&r.task, back, true, None, None, now)?;
+        if r.update_task_status {
+            let reason = format!("Task was removed from the queue {}", r.queue);
+            self.revert_removed_tasks(std::slice::from_ref(&r.task), &r.queue, &reason, now);
         }
         Ok(json!({ "removed": removed }))
     }
 
-    /// Moves a task within its queue; `delta` is relative (negative = towards the head), `None` front/back.
+    /// Moves a task within its queue; `count` is relative (forward = towards the head), clamped to the ends.
     pub fn queues_move(&mut self, r: rq::QueueTask, to: Move) -> Result<Value> {
-        let q = self.queue_mut(&r.queue)?;
+        let q = self.queue_with_task(&r.queue, &r.task)?;
         let pos = q
             .entries
             .iter()
@@ -138,47 +148,38 @@ impl Store {
         Ok(json!({ "position": new_pos }))
     }
 
+    /// `queues.peek_task`: the head's task id, `null` for an empty queue.
     pub fn queues_peek_task(&self, r: rq::QueueId) -> Result<Value> {
         let q = self.queue(&r.queue)?;
-        Ok(match q.entries.first() {
-            Some(e) => json!({ "task": e.task }),
-            None => json!({}),
-        })
+        Ok(json!({ "task": q.entries.first().map(|e| e.task.clone()) }))
     }
 
     pub fn queues_get_num_entries(&self, r: rq::QueueId) -> Result<Value> {
         Ok(json!({ "num": self.queue(&r.queue)?.entries.len() }))
     }
 
+    /// `queues.clear_queue`: empties the queue; its tasks revert to their pre-enqueue status (reason "Queue <id>
+    /// was cleared"). Answers the ids of the tasks it reverted.
     pub fn queues_clear(&mut self, r: rq::QueueId, now: Ts) -> Result<Value> {
         let q = self.queue_mut(&r.queue)?;
-        let removed: Vec<String> = q.entries.drain(..).map(|e| e.task).collect();
+        let tasks: Vec<String> = q.entries.drain(..).map(|e| e.task).collect();
         q.last_update = now;
-        Ok(json!({ "removed_tasks": removed }))
+        let reason = format!("Queue {} was cleared", r.queue);
+        let reverted = self.revert_removed_tasks(&tasks, &r.queue, &reason, now);
+        Ok(json!({ "removed_tasks": reverted }))
     }
 
-    /// Deleting a non-empty queue needs `force`; its tasks then revert to their pre-enqueue status.
+    /// `queues.delete`: a non-empty queue needs `force` (702); its tasks then revert (reason "Queue <id> was
+    /// deleted").
     pub fn queues_delete(&mut self, r: rq::QueueDelete, now: Ts) -> Result<Value> {
         let q = self.queue(&r.queue)?;
         if !r.force && !q.entries.is_empty() {
             return Err(ApiError::queue_not_empty(&q.id, q.entries.len()));
         }
         let tasks: Vec<String> = q.entries.iter().map(|e| e.task.clone()).collect();
+        let reason = format!("Queue {} was deleted", r.queue);
+        self.revert_removed_tasks(&tasks, &r.queue, &reason, now);
         self.queues.remove(&r.queue);
-        for id in tasks {
-            let Some(back) = self
-                .tasks
-                .get(&id)
-                .map(|t| t.enqueue_status.unwrap_or(TaskStatus::Created))
-            else {
-                continue;
-            };
-            let reason = Some("Queue was deleted".to_owned());
-            self.change_status(&id, back, true, reason, None, now)?;
-            if let Some(t) = self.tasks.get_mut(&id) {
-                t.enqueue_status = None;
-            }
-        }
         Ok(json!({ "deleted": 1 }))
     }
 
@@ -211,6 +212,10 @@ impl Store {
             fields.insert("display_name".into(), json!(v));
             q.display_name = Some(v);
         }
+        if let Some(items) = r.metadata {
+            q.metadata = metadata_map(items.into_values());
+            fields.insert("metadata".into(), Value::Object(q.metadata.clone()));
+        }
         q.last_update = now;
         Ok(json!({ "updated": 1, "fields": fields }))
     }
@@ -220,19 +225,27 @@ impl Store {
         r: rq::QueueMetadata,
         now: Ts,
     ) -> Result<Value> {
+        if r.metadata.is_empty() {
+            return Err(ApiError::validation(
+                "metadata: Value is too short: minimum 1 item",
+            ));
+        }
         let q = self.queue_mut(&r.queue)?;
         if r.replace_metadata {
             q.metadata.clear();
         }
-        for item in r.metadata {
-            q.metadata.insert(
-                item.key.clone(),
-                json!({ "key": item.key, "type": item.item_type, "value": item.value }),
-            );
-        }
+        q.metadata.extend(metadata_map(r.metadata));
         q.last_update = now;
         Ok(json!({ "updated": 1 }))
     }
+}
+
+/// `bll/model/metadata.py` `metadata_from_api`: items keyed by their own `key`.
+fn metadata_map(items: impl IntoIterator<Item = rq::MetadataItem>) -> Object {
+    items
+        .into_iter()
+        .map(|item| (item.key.clone(), json!(item)))
+        .collect()
 }
 
 /// Where `queues.move_task_*` puts the task.

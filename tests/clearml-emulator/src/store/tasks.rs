@@ -4,6 +4,9 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 
+/// The values of one list field of a task, as a filter reads them (one for a scalar field, none when unset).
+type FieldValues = fn(&Task) -> Vec<&str>;
+
 impl Store {
     pub fn tasks_create(&mut self, r: rq::TaskCreate, now: Ts) -> Result<Value> {
         min_len("name", &r.name)?;
@@ -34,6 +37,7 @@ impl Store {
             completed: None,
             last_update: now,
             last_change: now,
+            active_duration: None,
             last_worker: None,
             last_worker_report: None,
             tags: r.tags,
@@ -57,30 +61,53 @@ impl Store {
         Ok(json!({ "task": self.task(&r.task)?.to_wire() }))
     }
 
+    /// `tasks.get_all` (services/tasks.py `get_all` over `Task.get_all_query_options`): `id`, `user`, `tags`,
+    /// `system_tags`, `type`, `status`, `project`, `parent` and `execution.queue` are list fields with the
+    /// server's operators (`-x`, `__$not`, `__$all`, `null`); `name` is a regex; `hidden` tasks need
+    /// `search_hidden` or `id`.
     pub fn tasks_get_all(&self, r: rq::TaskGetAll) -> Result<Value> {
-        let re = r.name.as_deref().map(compile).transpose()?;
+        let re = r.name.as_deref().map(compile_regex).transpose()?;
+        let list = |field: &str, q: &rq::ListQuery| -> Result<Option<ListFilter>> {
+            if q.is_empty() {
+                Ok(None)
+            } else {
+                ListFilter::compile(field, q).map(Some)
+            }
+        };
+        let filters: Vec<(ListFilter, FieldValues)> = [
+            (
+                list("id", &r.id)?,
+                (|t: &Task| vec![t.id.as_str()]) as fn(&Task) -> Vec<&str>,
+            ),
+            (list("user", &r.user)?, |t| vec![t.user.as_str()]),
+            (list("tags", &r.tags)?, |t| {
+                t.tags.iter().map(String::as_str).collect()
+            }),
+            (list("system_tags", &r.system_tags)?, |t| {
+                t.system_tags.iter().map(String::as_str).collect()
+            }),
+            (list("type", &r.task_type)?, |t| vec![t.task_type.as_str()]),
+            (list("status", &r.status)?, |t| vec![t.status.as_str()]),
+            (list("project", &r.project)?, |t| {
+                t.project.as_deref().into_iter().collect()
+            }),
+            (list("parent", &r.parent)?, |t| {
+                t.parent.as_deref().into_iter().collect()
+            }),
+            (list("execution.queue", &r.execution_queue)?, |t| {
+                t.execution_queue().into_iter().collect()
+            }),
+        ]
+        .into_iter()
+        .filter_map(|(f, get)| f.map(|f| (f, get)))
+        .collect();
+        let show_hidden = r.search_hidden || !r.id.is_empty();
         let mut out: Vec<&Task> = self
             .tasks
             .values()
-            .filter(|t| r.id.is_empty() || r.id.contains(&t.id))
             .filter(|t| re.as_ref().is_none_or(|re| re.is_match(&t.name)))
-            .filter(|t| r.status.is_empty() || r.status.iter().any(|s| s == t.status.as_str()))
-            .filter(|t| {
-                r.project.is_empty() || t.project.as_ref().is_some_and(|p| r.project.contains(p))
-            })
-            .filter(|t| r.user.is_empty() || r.user.contains(&t.user))
-            .filter(|t| r.task_type.is_empty() || r.task_type.contains(&t.task_type))
-            .filter(|t| tags_match(&r.tags, &t.tags))
-            .filter(|t| tags_match(&r.system_tags, &t.system_tags))
-            .filter(|t| r.parent.is_none() || t.parent == r.parent)
-            .filter(|t| {
-                r.execution_queue.is_empty()
-                    || t.execution_queue()
-                        .is_some_and(|q| r.execution_queue.iter().any(|x| x == q))
-            })
-            .filter(|t| {
-                r.search_hidden || !r.id.is_empty() || !t.system_tags.iter().any(|x| x == "hidden")
-            })
+            .filter(|t| filters.iter().all(|(f, get)| f.matches(&get(t))))
+            .filter(|t| show_hidden || !t.system_tags.iter().any(|x| x == "hidden"))
             .collect();
         out.sort_by_key(|t| t.seq);
         // Serialise once; sorting compares the wire documents (dates are ISO strings, so they sort correctly).
@@ -116,6 +143,18 @@ impl Store {
                 format!("Invalid task status: expected=created, status={}", t.status),
             ));
         }
+        // services/tasks.py `edit`: only a change beyond the user-settable fields (name, comment, tags, project,
+        // ...) counts as an update of the run (`last_update`); every edit is a `last_change`.
+        let run_fields = r.task_type.is_some()
+            || r.parent.is_some()
+            || r.execution.is_some()
+            || r.script.is_some()
+            || r.container.is_some()
+            || r.hyperparams.is_some()
+            || r.configuration.is_some()
+            || r.runtime.is_some()
+            || r.models.is_some()
+            || r.status.is_some();
         let mut fields = Map::new();
         macro_rules! set {
             ($field:ident, $key:literal, $value:expr) => {{
@@ -180,14 +219,17 @@ impl Store {
                 .ok_or_else(|| ApiError::validation(format!("invalid status: status={s}")))?;
             set!(status, "status", status);
         }
-        t.last_update = now;
+        if run_fields {
+            t.last_update = now;
+            fields.insert("last_update".into(), json!(now));
+        }
         t.last_change = now;
-        fields.insert("last_update".into(), json!(now));
         fields.insert("last_change".into(), json!(now));
         Ok(json!({ "updated": 1, "fields": fields }))
     }
 
-    /// `tasks.update`: plain field updates, status included, with no state-machine check.
+    /// `tasks.update` (services/tasks.py `update`): plain field updates, status included, with no state-machine
+    /// check. It stamps `last_change` only: a status message written by a glue is not a sign of life of the run.
     pub fn tasks_update(&mut self, r: rq::TaskUpdate, now: Ts) -> Result<Value> {
         self.check_project(r.project.as_deref())?;
         let status = match r.status.as_deref() {
@@ -234,36 +276,70 @@ impl Store {
             fields.insert("status_message".into(), json!(v));
             t.status_message = v;
         }
-        t.last_update = now;
-        fields.insert("last_update".into(), json!(now));
+        t.last_change = now;
+        fields.insert("last_change".into(), json!(now));
         Ok(json!({ "updated": 1, "fields": fields }))
     }
 
+    /// `tasks.ping`: `TaskBLL.set_last_update` on the task; an unknown id is silently ignored.
     pub fn tasks_ping(&mut self, r: rq::TaskId, now: Ts) -> Result<Value> {
-        if let Some(t) = self.tasks.get_mut(&r.task) {
-            t.last_update = now;
-        }
+        self.touch_task(&r.task, now);
         Ok(json!({}))
     }
 
+    /// `tasks.delete` (task_operations.py `delete_task`): anything but a draft (or an archived task) needs `force`
+    /// (400/123); the task is dequeued from every queue first.
     pub fn tasks_delete(&mut self, r: rq::StatusChange) -> Result<Value> {
         let t = self.task(&r.task)?;
-        if !r.force && t.status == TaskStatus::InProgress {
+        let archived = t.system_tags.iter().any(|s| s == "archived");
+        if !r.force && t.status != TaskStatus::Created && !archived {
             return Err(ApiError::new(
                 400,
-                112,
-                format!("Task in progress (invalid task status): id={}", r.task),
+                123,
+                format!(
+                    "Task cannot be deleted (due to status, use force=True): task={}, expected=created, current={}",
+                    r.task, t.status
+                ),
             ));
         }
         self.remove_from_all_queues(&r.task);
         self.tasks.remove(&r.task);
-        Ok(json!({ "deleted": 1, "updated_children": 0, "updated_models": 0, "events": {} }))
+        self.task_logs.remove(&r.task);
+        Ok(
+            json!({ "deleted": true, "updated_children": 0, "updated_models": 0, "deleted_models": 0, "urls": {} }),
+        )
+    }
+
+    /// `tasks.set_requirements`: stored in `script.requirements`; a task with no `script` is 400/122.
+    pub fn tasks_set_requirements(&mut self, r: rq::SetRequirements, now: Ts) -> Result<Value> {
+        let t = self.task_mut(&r.task)?;
+        let Some(Value::Object(script)) = t.script.as_mut() else {
+            return Err(ApiError::new(
+                400,
+                122,
+                format!(
+                    "Task is missing expected fields (Task has no script field): task={}",
+                    r.task
+                ),
+            ));
+        };
+        script.insert("requirements".into(), r.requirements.clone());
+        t.last_update = now;
+        t.last_change = now;
+        Ok(json!({ "updated": 1, "fields": { "script.requirements": r.requirements } }))
     }
 
     pub fn tasks_edit_hyper_params(&mut self, r: rq::EditHyperParams, now: Ts) -> Result<Value> {
         let t = self.task_mut(&r.task)?;
-        // Only the `properties` section may change on a task that is no longer a draft (the glue writes
-        // k8s-queue etc. there on queued tasks); anything else needs `force`, as on the server.
+        // bll/task/hyperparams.py: the `properties` section (any case) may change on a task that is no longer a
+        // draft (the glue writes k8s-queue etc. there on queued tasks); anything else needs `force`. An edit of
+        // properties only is not a sign of life: it leaves `last_update` alone.
+        let mut r = r;
+        for h in &mut r.hyperparams {
+            if h.section.eq_ignore_ascii_case("properties") {
+                h.section = "properties".into();
+            }
+        }
         let properties_only = r.hyperparams.iter().all(|h| h.section == "properties");
         if !r.force && !properties_only && t.status != TaskStatus::Created {
             return Err(ApiError::new(
@@ -302,7 +378,9 @@ impl Store {
                 sec.insert(h.name, p);
             }
         }
-        t.last_update = now;
+        if !properties_only {
+            t.last_update = now;
+        }
         t.last_change = now;
         Ok(json!({ "updated": 1 }))
     }

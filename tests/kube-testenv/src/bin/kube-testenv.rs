@@ -56,18 +56,16 @@ fn parse(args: &[String]) -> Result<(String, PathBuf), String> {
     let cmd = args.first().ok_or("missing command")?.clone();
     let dir = match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("--dir"), Some(d)) => PathBuf::from(d),
-        (None, _) => default_dir().ok_or("HOME is not set; pass --dir")?,
+        (None, _) => {
+            default_dir().ok_or("neither CLEARML_K8S_AGENT_CACHE nor HOME is set; pass --dir")?
+        }
         _ => return Err(format!("unexpected arguments {:?}", &args[1..])),
     };
     Ok((cmd, dir))
 }
 
 fn default_dir() -> Option<PathBuf> {
-    let root = match std::env::var_os(bins::CACHE_ENV) {
-        Some(r) => PathBuf::from(r),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/clearml-k8s-agent"),
-    };
-    Some(root.join("testenv/run"))
+    cache_paths::cache_root(cache_paths::process_env).map(|root| root.join("testenv/run"))
 }
 
 fn running(dir: &std::path::Path) -> bool {
@@ -89,7 +87,7 @@ fn up(dir: &std::path::Path) -> ExitCode {
     // A stale state directory (crashed run) holds an old etcd data dir and certs; start clean.
     detached::stop_detached(dir);
     let _ = std::fs::remove_dir_all(dir);
-    let binaries = match bins::locate() {
+    let binaries = match bins::locate(cache_paths::process_env) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("kube-testenv: {e}");

@@ -1,6 +1,13 @@
-//! Store rules, tested without HTTP.
+//! Store rules, tested without HTTP. Each behaviour taken from clearml-server names its source file in the test
+//! name or a comment; the fixtures here are shared by the per-service modules.
 
 use super::*;
+
+mod events;
+mod lifecycle;
+mod queues;
+mod tasks;
+mod workers;
 
 const T0: Ts = Ts(1_700_000_000_000);
 
@@ -75,16 +82,12 @@ fn enqueue_moves_the_task_between_queues_and_dequeue_restores_status() {
 }
 
 #[test]
-fn re_enqueueing_a_queued_task_needs_force_unless_it_keeps_its_queue() {
+fn re_enqueueing_can_keep_the_execution_queue() {
     let mut s = store();
     let (a, b) = (queue(&mut s, "queue-a"), queue(&mut s, "queue-b"));
     let t = task(&mut s, "task");
     s.tasks_enqueue(req(json!({"task": t, "queue": a})), T0)
         .unwrap();
-    let err = s
-        .tasks_enqueue(req(json!({"task": t, "queue": b})), T0)
-        .unwrap_err();
-    assert_eq!((err.code, err.subcode), (400, 110));
     s.tasks_enqueue(
         req(json!({"task": t, "queue": b, "update_execution_queue": false})),
         T0,
@@ -205,7 +208,10 @@ fn force_deleting_a_queue_reverts_its_tasks() {
     let task = &s.tasks[&t];
     assert_eq!(
         (task.status, task.status_reason.as_str()),
-        (TaskStatus::Created, "Queue was deleted")
+        (
+            TaskStatus::Created,
+            format!("Queue {q} was deleted").as_str()
+        )
     );
 }
 
@@ -377,4 +383,20 @@ fn enqueue_by_name_creates_the_queue_and_default_needs_exactly_one() {
         q.system_tags = vec!["default".into()];
     }
     assert_eq!(s.queues_get_default().unwrap_err().subcode, 708);
+}
+
+/// A task that is not a `development` one (those stop at once), started by worker `w` at `at`.
+fn running(s: &mut Store, name: &str, at: Ts) -> String {
+    let v = s
+        .tasks_create(req(json!({"name": name, "type": "training"})), at)
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    s.tasks_started(req(json!({"task": id})), at).unwrap();
+    s.workers_status_report(req(json!({"worker": "w", "timestamp": 0, "task": id})), at)
+        .unwrap();
+    id
+}
+
+fn code(err: ApiError) -> (u16, u32) {
+    (err.code, err.subcode)
 }

@@ -1,0 +1,758 @@
+//! `just bench-agent`: the real agent's figures (BENCHMARKS.md, "The agent"). 1,000 tasks over 10 queues in the
+//! ClearML emulator, `clearml-k8s-agent run` with the default chain on every queue against the real kube-apiserver
+//! and kubelet-sim; the same with `--no-policies`; a plain kube-rs loop creating the same pods at the same
+//! concurrency; an idle agent's request rate and enqueue-to-pod latency; enqueue-to-pod while busy. Loopback only,
+//! bounded in time (every wait has a deadline). Prints a Markdown report and writes it to `--out`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use driver::agent_process::{AgentProcess, AgentSpec};
+use driver::clearml::{Clearml, NewTask};
+use driver::counting::{self, CountedEmulator};
+use driver::pod_watch::PodWatch;
+use driver::sim_process::{SimProcess, SimSpec};
+use driver::stats::{human, mib, percentile};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+
+/// Benchmark the agent.
+#[derive(Parser, Clone)]
+struct Args {
+    /// Tasks in the throughput runs.
+    #[arg(long, default_value_t = 1000)]
+    tasks: usize,
+    /// Queues the tasks are spread over.
+    #[arg(long, default_value_t = 10)]
+    queues: usize,
+    /// The agent's --max-in-flight, and the plain loop's concurrency.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long the idle agent's requests are counted.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+    /// Enqueue-to-pod samples on the idle agent.
+    #[arg(long, default_value_t = 10)]
+    idle_samples: usize,
+    /// Tasks streamed to measure enqueue-to-pod while busy.
+    #[arg(long, default_value_t = 200)]
+    busy_tasks: usize,
+    /// Logs, values and the report go here.
+    #[arg(long, default_value = "target/bench-agent")]
+    out: PathBuf,
+}
+
+/// Every wait in a run gives up after this (keeps `just bench` bounded when something is broken).
+const PATIENCE: Duration = Duration::from_secs(300);
+/// A run whose pod count has not moved for this long is stuck: give up rather than wait out [`PATIENCE`].
+const STALL: Duration = Duration::from_secs(30);
+/// The policy chain every queue runs (the order BENCHMARKS.md calls "the default chain").
+const CHAIN: &str = "template-overrides → gpu-sizing → team-labels → guardrails";
+
+/// The driver says itself what goes wrong; kube's client logs every refused probe of the starting apiserver.
+const QUIET_LOGS: &str = "warn,kube_client=off";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench-agent: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| QUIET_LOGS.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let load_start = load_average();
+    let bench = Bench::start(args.clone()).await?;
+    let with = bench.burst("policies", false).await?;
+    let without = bench.burst("no-policies", true).await?;
+    let plain = bench.plain_loop(&with.pods).await?;
+    let idle = bench.idle_and_busy(with.rate).await?;
+    let mut report = report(&args, &with, &without, &plain, &idle);
+    let _ = writeln!(
+        report,
+        "\nLoad average at the start / end: {load_start} / {} (2 vCPU shared with other work: figures move with it).",
+        load_average()
+    );
+    print!("{report}");
+    let path = args.out.join("report.md");
+    std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+    bench.sim.stop(Duration::from_secs(10)).await?;
+    eprintln!("bench-agent: report in {}", path.display());
+    Ok(())
+}
+
+/// The control plane and kubelet-sim shared by every run (each run has its own namespace and emulator).
+struct Bench {
+    args: Args,
+    env: kube_testenv::TestEnv,
+    kube: kube::Client,
+    sim: SimProcess,
+    agent_bin: PathBuf,
+    values: PathBuf,
+}
+
+/// What a throughput run measured.
+struct Burst {
+    rate: f64,
+    wall: Duration,
+    latencies: Vec<Duration>,
+    cpu_per_task: Duration,
+    rss_end: u64,
+    peak_rss: u64,
+    requests: Vec<(String, u64)>,
+    requests_total: u64,
+    policy_seconds: BTreeMap<String, (f64, f64)>,
+    pods: Vec<Pod>,
+}
+
+/// The plain kube-rs loop.
+struct Plain {
+    rate: f64,
+    latencies: Vec<Duration>,
+}
+
+/// The idle agent and the busy stream.
+struct Idle {
+    requests_per_second: f64,
+    window: Duration,
+    requests: Vec<(String, u64)>,
+    idle_latencies: Vec<Duration>,
+    busy_rate: f64,
+    busy_latencies: Vec<Duration>,
+}
+
+impl Bench {
+    async fn start(args: Args) -> anyhow::Result<Self> {
+        let agent_bin = driver::bins::agent()?;
+        let sim_bin = driver::bins::kubelet_sim()?;
+        eprintln!("bench-agent: starting kube-apiserver + etcd");
+        let env = kube_testenv::TestEnv::start()
+            .await
+            .context("starting kube-apiserver + etcd")?;
+        let kube = env
+            .client()
+            .await
+            .context("connecting to the kube-apiserver")?;
+        // 110 pods per node: enough nodes for one run's pods, with room.
+        let nodes = (0..args.tasks.div_ceil(100) + 1)
+            .map(|i| format!("name=bench-{i},cpu=1000,memory=16Ti,gpu=110"))
+            .collect();
+        let sim = SimProcess::start(
+            &sim_bin,
+            &SimSpec {
+                kubeconfig: env.kubeconfig_path().to_path_buf(),
+                namespace: None,
+                nodes,
+                // Pods keep running: the agent tracks all of them, as with long training jobs.
+                run_seconds: 1e6,
+                in_pod_agent: false,
+                log: args.out.join("kubelet-sim.log"),
+            },
+            &kube,
+            Duration::from_secs(30),
+        )
+        .await?;
+        let values = args.out.join("values.yaml");
+        std::fs::write(&values, values_yaml(args.queues)).context("writing the bench values")?;
+        Ok(Self {
+            args,
+            env,
+            kube,
+            sim,
+            agent_bin,
+            values,
+        })
+    }
+
+    fn queue_names(&self) -> Vec<String> {
+        (0..self.args.queues)
+            .map(|i| format!("bench-{i}"))
+            .collect()
+    }
+
+    async fn start_agent(
+        &self,
+        name: &str,
+        namespace: &str,
+        emulator: &CountedEmulator,
+        no_policies: bool,
+    ) -> anyhow::Result<AgentProcess> {
+        Ok(AgentProcess::start(
+            &self.agent_bin,
+            &AgentSpec {
+                config: self.values.clone(),
+                namespace: namespace.into(),
+                instance: format!("bench-{name}"),
+                kubeconfig: self.env.kubeconfig_path().to_path_buf(),
+                clearml_url: emulator.agent_url.clone(),
+                max_in_flight: Some(self.args.concurrency),
+                no_policies,
+                log: self.args.out.join(format!("agent-{name}.log")),
+            },
+            Duration::from_secs(120),
+        )
+        .await?)
+    }
+
+    /// Create `n` tasks spread over the queues: `(task id, queue id)`.
+    async fn create_tasks(
+        &self,
+        clearml: &Clearml,
+        n: usize,
+        prefix: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let project = clearml.project("bench").await?;
+        let mut queue_ids = Vec::new();
+        for name in self.queue_names() {
+            queue_ids.push(clearml.queue_id(&name).await?);
+        }
+        let created: Vec<anyhow::Result<(String, String)>> = futures::stream::iter(0..n)
+            .map(|i| {
+                let (project, queue) = (&project, queue_ids[i % queue_ids.len()].clone());
+                async move {
+                    let task = NewTask {
+                        name: format!("{prefix}-{i}"),
+                        ..NewTask::default()
+                    };
+                    Ok((clearml.create_task(project, &task).await?, queue))
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
+        created.into_iter().collect()
+    }
+
+    /// 1,000 tasks enqueued at once on a ready agent; until every pod exists and every task is handed over.
+    async fn burst(&self, name: &str, no_policies: bool) -> anyhow::Result<Burst> {
+        eprintln!(
+            "bench-agent: run `{name}`: {} tasks over {} queues",
+            self.args.tasks, self.args.queues
+        );
+        let namespace =
+            kube_testenv::create_namespace(&self.kube, &format!("bench-{name}")).await?;
+        let pods_api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
+        let emulator = CountedEmulator::start().await?;
+        let watch = PodWatch::start(pods_api.clone());
+        watch.wait_synced().await;
+        let mut agent = self
+            .start_agent(name, &namespace, &emulator, no_policies)
+            .await?;
+        let clearml = Clearml::new(&emulator.driver_url)?;
+        let tasks = self.create_tasks(&clearml, self.args.tasks, name).await?;
+
+        let before = emulator.counts.snapshot();
+        let cpu_before = agent.sample()?.cpu;
+        emulator.counts.restart_firsts();
+        let enqueued = enqueue_all(&clearml, &tasks).await?;
+        wait_pods(&watch, &mut agent, tasks.len()).await?;
+        let seen = watch.all();
+        let first_pop = emulator
+            .counts
+            .first("queues.get_next_task")
+            .context("the agent created pods without calling queues.get_next_task")?;
+        let last_pod = seen
+            .values()
+            .map(|p| p.first_seen)
+            .max()
+            .context("no pods")?;
+        wait_handed_over(&clearml, tasks.len()).await;
+        let after = emulator.counts.snapshot();
+        let sample = agent.sample()?;
+        let metrics = agent.metrics().await.unwrap_or_default();
+        std::fs::write(self.args.out.join(format!("metrics-{name}.txt")), &metrics)?;
+        let status = agent.stop(Duration::from_secs(60)).await?;
+        if !status.success() {
+            bail!("the agent exited with {status} after SIGTERM in run {name}");
+        }
+
+        let latencies = tasks
+            .iter()
+            .zip(&enqueued)
+            .filter_map(|((id, _), at)| {
+                Some(
+                    seen.get(&driver::pod_name(id))?
+                        .first_seen
+                        .saturating_duration_since(*at),
+                )
+            })
+            .collect();
+        let wall = last_pod.saturating_duration_since(first_pop);
+        let requests = counting::delta(&before, &after);
+        let requests_total = requests.iter().map(|(_, n)| n).sum();
+        let result = Burst {
+            rate: tasks.len() as f64 / wall.as_secs_f64(),
+            wall,
+            latencies,
+            cpu_per_task: (sample.cpu.saturating_sub(cpu_before)) / tasks.len() as u32,
+            rss_end: sample.rss_bytes,
+            peak_rss: sample.peak_rss_bytes,
+            requests,
+            requests_total,
+            policy_seconds: policy_seconds(&metrics),
+            pods: seen.into_values().map(|p| p.last).collect(),
+        };
+        drop(watch);
+        delete_pods(&pods_api).await;
+        Ok(result)
+    }
+
+    /// The same pods, created by a plain kube-rs loop at the same concurrency: what the apiserver allows here.
+    async fn plain_loop(&self, pods: &[Pod]) -> anyhow::Result<Plain> {
+        eprintln!(
+            "bench-agent: plain kube-rs loop: {} pods, {} at a time",
+            pods.len(),
+            self.args.concurrency
+        );
+        let namespace = kube_testenv::create_namespace(&self.kube, "bench-plain").await?;
+        let api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
+        let fresh: Vec<Pod> = pods.iter().map(|p| as_submitted(p, &namespace)).collect();
+        let started = Instant::now();
+        let results: Vec<Result<Duration, kube::Error>> = futures::stream::iter(&fresh)
+            .map(|pod| {
+                let api = &api;
+                async move {
+                    let t = Instant::now();
+                    api.create(&PostParams::default(), pod).await?;
+                    Ok(t.elapsed())
+                }
+            })
+            .buffer_unordered(self.args.concurrency)
+            .collect()
+            .await;
+        let wall = started.elapsed();
+        let latencies = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        delete_pods(&api).await;
+        Ok(Plain {
+            rate: latencies.len() as f64 / wall.as_secs_f64(),
+            latencies,
+        })
+    }
+
+    /// An idle agent: its request rate, then enqueue-to-pod of single tasks; then a stream of tasks at half the
+    /// measured throughput (the agent is busy but keeps up): enqueue-to-pod while busy.
+    async fn idle_and_busy(&self, burst_rate: f64) -> anyhow::Result<Idle> {
+        eprintln!(
+            "bench-agent: idle agent, {} queues, {} s",
+            self.args.queues, self.args.idle_seconds
+        );
+        let namespace = kube_testenv::create_namespace(&self.kube, "bench-idle").await?;
+        let pods_api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
+        let emulator = CountedEmulator::start().await?;
+        let watch = PodWatch::start(pods_api.clone());
+        watch.wait_synced().await;
+        let mut agent = self
+            .start_agent("idle", &namespace, &emulator, false)
+            .await?;
+        let clearml = Clearml::new(&emulator.driver_url)?;
+        let tasks = self
+            .create_tasks(
+                &clearml,
+                self.args.idle_samples + self.args.busy_tasks,
+                "idle",
+            )
+            .await?;
+        // Start-up calls (login, queues, worker registration) are over once the agent is ready; one poll interval
+        // more and the agent is in its idle loop.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = emulator.counts.snapshot();
+        let window_start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(self.args.idle_seconds)).await;
+        let window = window_start.elapsed();
+        let requests = counting::delta(&before, &emulator.counts.snapshot());
+        let total: u64 = requests.iter().map(|(_, n)| n).sum();
+
+        eprintln!(
+            "bench-agent: enqueue-to-pod on the idle agent, {} samples",
+            self.args.idle_samples
+        );
+        let mut idle_latencies = Vec::new();
+        for (k, (id, queue)) in tasks[..self.args.idle_samples].iter().enumerate() {
+            // Spread the enqueue times over the poll interval (1 s by default), so the samples see every phase of
+            // the agent's idle wait rather than one.
+            tokio::time::sleep(Duration::from_millis(
+                1000 + 1000 * k as u64 / self.args.idle_samples as u64,
+            ))
+            .await;
+            let at = Instant::now();
+            clearml.enqueue(id, queue).await?;
+            wait_pods(&watch, &mut agent, k + 1).await?;
+            let pod = watch.get(&driver::pod_name(id)).context("pod seen")?;
+            idle_latencies.push(pod.first_seen.saturating_duration_since(at));
+        }
+
+        let busy_rate = (burst_rate / 2.0).max(5.0);
+        eprintln!(
+            "bench-agent: {} tasks streamed at {busy_rate:.0}/s",
+            self.args.busy_tasks
+        );
+        let stream = &tasks[self.args.idle_samples..];
+        let clearml = Arc::new(clearml);
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / busy_rate));
+        let mut sends = Vec::new();
+        for (id, queue) in stream {
+            ticker.tick().await;
+            let (clearml, id, queue) = (clearml.clone(), id.clone(), queue.clone());
+            sends.push(tokio::spawn(async move {
+                let at = Instant::now();
+                clearml.enqueue(&id, &queue).await.map(|()| at)
+            }));
+        }
+        let mut enqueued = Vec::new();
+        for send in sends {
+            enqueued.push(send.await??);
+        }
+        wait_pods(&watch, &mut agent, tasks.len()).await?;
+        let busy_latencies = stream
+            .iter()
+            .zip(&enqueued)
+            .filter_map(|((id, _), at)| {
+                Some(
+                    watch
+                        .get(&driver::pod_name(id))?
+                        .first_seen
+                        .saturating_duration_since(*at),
+                )
+            })
+            .collect();
+        let status = agent.stop(Duration::from_secs(60)).await?;
+        if !status.success() {
+            bail!("the idle agent exited with {status} after SIGTERM");
+        }
+        drop(watch);
+        delete_pods(&pods_api).await;
+        Ok(Idle {
+            requests_per_second: total as f64 / window.as_secs_f64(),
+            window,
+            requests,
+            idle_latencies,
+            busy_rate,
+            busy_latencies,
+        })
+    }
+}
+
+/// Enqueue every task, 16 calls at a time (an SDK user with a script); returns when each call was sent.
+async fn enqueue_all(
+    clearml: &Clearml,
+    tasks: &[(String, String)],
+) -> anyhow::Result<Vec<Instant>> {
+    let sent: Vec<anyhow::Result<Instant>> = futures::stream::iter(tasks)
+        .map(|(id, queue)| async move {
+            let at = Instant::now();
+            clearml.enqueue(id, queue).await?;
+            Ok(at)
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    sent.into_iter().collect()
+}
+
+/// Wait until the watch has seen `n` pods; fail if the agent exits, if no new pod appears for [`STALL`], or after
+/// [`PATIENCE`].
+async fn wait_pods(watch: &PodWatch, agent: &mut AgentProcess, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut progress = (watch.count(), Instant::now());
+    loop {
+        // The watch signals each new pod; the timeout only lets the loop check the agent is still alive.
+        if tokio::time::timeout(Duration::from_secs(1), watch.wait_for_count(n))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        agent.check_alive()?;
+        let seen = watch.count();
+        if seen != progress.0 {
+            progress = (seen, Instant::now());
+        }
+        let stalled = progress.1.elapsed() >= STALL;
+        if stalled || Instant::now() >= deadline {
+            bail!(
+                "only {seen} of {n} pods after {}; agent log {}:\n{}",
+                if stalled {
+                    format!("no new pod for {STALL:?}")
+                } else {
+                    format!("{PATIENCE:?}")
+                },
+                agent.log_path().display(),
+                agent.log_tail(10)
+            );
+        }
+    }
+}
+
+/// Wait (bounded) until the agent has handed every task to its pending queue, so its requests for the last tasks
+/// are counted too.
+async fn wait_handed_over(clearml: &Clearml, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let queues = clearml
+            .client()
+            .queues_get_all(&clearml_api::QueuesGetAll {
+                name: Some("^k8s_scheduler$".into()),
+                search_hidden: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_default();
+        if queues.iter().map(|q| q.entries.len()).sum::<usize>() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "bench-agent: not every task reached the pending queue within 30 s; counting what was sent"
+    );
+}
+
+/// Delete a run's pods at once (grace 0: kubelet-sim finishes them) so the next run starts on an empty cluster.
+async fn delete_pods(api: &Api<Pod>) {
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    if let Err(err) = api.delete_collection(&params, &ListParams::default()).await {
+        eprintln!("bench-agent: deleting the run's pods: {err}");
+    }
+}
+
+/// The pod as the agent submitted it, for another namespace: no status, no server-set metadata, unbound.
+fn as_submitted(pod: &Pod, namespace: &str) -> Pod {
+    let mut fresh = Pod::default();
+    fresh.metadata.name = pod.metadata.name.clone();
+    fresh.metadata.namespace = Some(namespace.into());
+    fresh.metadata.labels = pod.metadata.labels.clone();
+    fresh.metadata.annotations = pod.metadata.annotations.clone();
+    fresh.spec = pod.spec.clone();
+    if let Some(spec) = fresh.spec.as_mut() {
+        spec.node_name = None;
+    }
+    fresh
+}
+
+/// `(sum seconds, count)` per policy from the agent's `clearml_agent_policy_seconds` histogram.
+fn policy_seconds(metrics: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let Some(policy) = series
+            .split("policy=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        else {
+            continue;
+        };
+        let entry = out.entry(policy.to_string()).or_default();
+        if series.contains("policy_seconds_sum") {
+            entry.0 = value;
+        } else if series.contains("policy_seconds_count") {
+            entry.1 = value;
+        }
+    }
+    out.retain(|_, (_, count)| *count > 0.0);
+    out
+}
+
+/// The bench's values: `queues` queues, each with the default chain after its own `templateOverrides`.
+fn values_yaml(queues: usize) -> String {
+    let mut out = String::from(
+        "# Written by bench-agent: the default chain on every queue.\n\
+         agentk8sglue:\n  apiServerUrlReference: http://clearml-apiserver:8008\n  createQueues: true\n  \
+         basePodTemplate:\n    labels: {team: red}\n    resources: {limits: {memory: 1Gi}}\n  queues:\n",
+    );
+    for i in 0..queues {
+        let _ = write!(
+            out,
+            "    bench-{i}:\n      templateOverrides: {{labels: {{team: team-{i}}}, resources: {{limits: {{memory: 2Gi}}}}}}\n      \
+             policies:\n        \
+             - {{plugin: gpu-sizing, config: {{gpus: 1, maxGpus: 4, cpuPerGpu: 4, memoryPerGpu: 16Gi}}}}\n        \
+             - {{plugin: team-labels, config: {{userLabel: clearml.ai/user, projectLabel: clearml.ai/project}}}}\n        \
+             - {{plugin: guardrails, config: {{requireLimits: [memory], allowedRegistries: [docker.io/library]}}}}\n"
+        );
+    }
+    out
+}
+
+fn p(samples: &[Duration], pct: f64) -> String {
+    percentile(samples, pct).map_or("-".into(), human)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+fn report(args: &Args, with: &Burst, without: &Burst, plain: &Plain, idle: &Idle) -> String {
+    let mut r = String::new();
+    let tasks = args.tasks as f64;
+    let per_task = with.requests_total as f64 / tasks;
+    let cost = 1.0 - with.rate / without.rate;
+    let idle_p50 = percentile(&idle.idle_latencies, 50.0).unwrap_or_default();
+    let busy_p50 = percentile(&idle.busy_latencies, 50.0).unwrap_or_default();
+    let _ = writeln!(
+        r,
+        "## bench-agent: {} tasks over {} queues, concurrency {}\n",
+        args.tasks, args.queues, args.concurrency
+    );
+    let _ = writeln!(
+        r,
+        "| run | tasks/s (first pop → last pod) | wall | enqueue-to-pod p50 | p99 | agent CPU / task | RSS at end | peak RSS | ClearML requests / task |"
+    );
+    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|");
+    for (name, b) in [
+        (format!("default chain ({CHAIN})"), with),
+        ("`--no-policies`".to_string(), without),
+    ] {
+        let _ = writeln!(
+            r,
+            "| {name} | {:.1} | {:.2} s | {} | {} | {} | {} | {} | {:.2} |",
+            b.rate,
+            b.wall.as_secs_f64(),
+            p(&b.latencies, 50.0),
+            p(&b.latencies, 99.0),
+            human(b.cpu_per_task),
+            mib(b.rss_end),
+            mib(b.peak_rss),
+            b.requests_total as f64 / tasks,
+        );
+    }
+    let _ = writeln!(
+        r,
+        "| plain kube-rs loop, same pods | {:.1} | {:.2} s | create p50 {} | p99 {} | | | | |\n",
+        plain.rate,
+        plain.latencies.len() as f64 / plain.rate,
+        p(&plain.latencies, 50.0),
+        p(&plain.latencies, 99.0),
+    );
+    let _ = writeln!(
+        r,
+        "Idle agent ({} queues, {:.0} s window): {:.2} ClearML requests/s ({}).",
+        args.queues,
+        idle.window.as_secs_f64(),
+        idle.requests_per_second,
+        breakdown(&idle.requests, idle.window.as_secs_f64())
+    );
+    let _ = writeln!(
+        r,
+        "Enqueue-to-pod, idle agent at the default poll settings ({} samples): p50 {}, max {}.",
+        idle.idle_latencies.len(),
+        p(&idle.idle_latencies, 50.0),
+        p(&idle.idle_latencies, 100.0)
+    );
+    let _ = writeln!(
+        r,
+        "Enqueue-to-pod while busy ({} tasks streamed at {:.0}/s over the queues): p50 {}, p99 {}.\n",
+        idle.busy_latencies.len(),
+        idle.busy_rate,
+        p(&idle.busy_latencies, 50.0),
+        p(&idle.busy_latencies, 99.0)
+    );
+    let _ = writeln!(
+        r,
+        "ClearML requests per task, default chain run: {}.",
+        breakdown(&with.requests, tasks)
+    );
+    if !with.policy_seconds.is_empty() {
+        let parts: Vec<String> = with
+            .policy_seconds
+            .iter()
+            .map(|(policy, (sum, count))| {
+                format!("{policy} {}", human(Duration::from_secs_f64(sum / count)))
+            })
+            .collect();
+        let _ = writeln!(
+            r,
+            "Mean policy time per evaluation (agent's histogram): {}.",
+            parts.join(", ")
+        );
+    }
+    let _ = writeln!(r, "\n| target | measured | |\n|---|---|---|");
+    let rows = [
+        (
+            "≥ 50% of the plain loop's rate",
+            format!("{:.0}%", 100.0 * with.rate / plain.rate),
+            with.rate >= 0.5 * plain.rate,
+        ),
+        (
+            "default chain costs ≤ 10% of the rate without policies",
+            format!("{:.1}%", 100.0 * cost),
+            cost <= 0.10,
+        ),
+        (
+            "≤ 5 ClearML requests per task",
+            format!("{per_task:.2}"),
+            per_task <= 5.0,
+        ),
+        (
+            "RSS ≤ 60 MB tracking 1,000 pods",
+            format!("{} (peak {})", mib(with.rss_end), mib(with.peak_rss)),
+            with.peak_rss <= 60 * 1000 * 1000,
+        ),
+        (
+            "idle ≤ 2 ClearML requests/s",
+            format!("{:.2}/s", idle.requests_per_second),
+            idle.requests_per_second <= 2.0,
+        ),
+        (
+            "p50 enqueue-to-pod ≤ 1 s idle",
+            human(idle_p50),
+            idle_p50 <= Duration::from_secs(1),
+        ),
+        (
+            "p50 enqueue-to-pod ≤ 250 ms busy",
+            human(busy_p50),
+            busy_p50 <= Duration::from_millis(250),
+        ),
+    ];
+    for (target, measured, ok) in rows {
+        let _ = writeln!(r, "| {target} | {measured} | {} |", met(ok));
+    }
+    r
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `endpoint n, ...` with counts divided by `per`.
+fn breakdown(requests: &[(String, u64)], per: f64) -> String {
+    if requests.is_empty() {
+        return "none".into();
+    }
+    requests
+        .iter()
+        .map(|(endpoint, n)| format!("{endpoint} {:.2}", *n as f64 / per))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
