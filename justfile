@@ -127,8 +127,9 @@ policy-cases:
 venv:
     tests/conformance/venv.sh "{{cache}}/venv"
 
-# SDK conformance: the real clearml SDK drives a freshly started `clearml-k8s-agent emulator` (prints "N passed, N failed")
-conformance: venv agent-bin
+# Conformance: the real clearml SDK, clearml-agent's k8s glue (with kubectl, the real control plane and kubelet-sim) and
+# the in-pod `clearml-agent execute` drive a freshly started `clearml-k8s-agent emulator` (prints "N passed, N failed")
+conformance: venv agent-bin testenv-build
     tests/conformance/run.sh "{{cache}}/venv"
 
 # Benchmarks: policy evaluation figures (recorded in BENCHMARKS.md)

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# SDK conformance: start a fresh `clearml-k8s-agent emulator` on a free loopback port, point the official clearml
-# SDK at it (offline: every CLEARML_*_HOST is the emulator, credentials come from the environment), run the pytest
-# scripts in this folder, stop the emulator, print "conformance: N passed, N failed".
-# Usage: run.sh VENV_DIR [pytest args...]. Binary: $CLEARML_K8S_AGENT_BIN, else $CARGO_TARGET_DIR/debug/.
+# Conformance: start a fresh `clearml-k8s-agent emulator` on a free loopback port, point the real ClearML clients
+# at it (offline: every CLEARML_*_HOST is the emulator, credentials come from the environment), start the real
+# control plane (`kube-testenv up`) for the k8s glue tests, run the pytest scripts in this folder, stop everything
+# it started, print "conformance: N passed, N failed".
+# Usage: run.sh VENV_DIR [pytest args...]. Binaries: $CLEARML_K8S_AGENT_BIN, else $CARGO_TARGET_DIR/debug/; the
+# control plane's etcd and kube-apiserver come from `just testenv-build`. Without a control plane the glue tests
+# are skipped, and fail under CI=true.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:?usage: run.sh VENV_DIR [pytest args...]}"
 shift
 target="${CARGO_TARGET_DIR:-$HOME/.cache/clearml-k8s-agent/target}"
 bin="${CLEARML_K8S_AGENT_BIN:-$target/debug/clearml-k8s-agent}"
+testenv_bin="$target/debug/kube-testenv"
+kubelet_sim_bin="$target/debug/kubelet-sim"
 
 fail() { echo "conformance: ERROR: $*" >&2; exit 1; }
 [[ -x "$bin" ]] || fail "emulator binary $bin not found: run 'cargo build -p clearml-k8s-agent' (or 'just conformance')"
@@ -17,11 +22,14 @@ fail() { echo "conformance: ERROR: $*" >&2; exit 1; }
 
 work="$(mktemp -d)"
 emulator_pid=""
+testenv_dir=""
 cleanup() {
     if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
         kill -TERM "$emulator_pid" 2>/dev/null || true
         wait "$emulator_pid" 2>/dev/null || true
     fi
+    # Stops exactly the etcd and kube-apiserver pids this run recorded.
+    [[ -z "$testenv_dir" ]] || "$testenv_bin" down --dir "$testenv_dir" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -40,8 +48,22 @@ done
 url="$(cat "$work/url")"
 echo "conformance: emulator at $url (pid $emulator_pid)"
 
+# The real control plane for the k8s glue tests, private to this run.
+if [[ -x "$testenv_bin" && -x "$kubelet_sim_bin" ]]; then
+    testenv_dir="$work/testenv"
+    if "$testenv_bin" up --dir "$testenv_dir" >"$work/testenv.log" 2>&1; then
+        export CONFORMANCE_KUBECONFIG="$testenv_dir/kubeconfig" KUBELET_SIM_BIN="$kubelet_sim_bin"
+        echo "conformance: control plane up (KUBECONFIG=$CONFORMANCE_KUBECONFIG)"
+    else
+        echo "conformance: WARNING: kube-testenv up failed, the glue tests will skip (fail under CI):" >&2
+        tail -n 5 "$work/testenv.log" >&2
+    fi
+else
+    echo "conformance: WARNING: $testenv_bin or $kubelet_sim_bin missing, the glue tests will skip (fail under CI)" >&2
+fi
+
 # Everything the SDK could contact is the emulator; no config file, caches in the scratch dir.
-export CLEARML_EMULATOR_URL="$url"
+export CLEARML_EMULATOR_URL="$url" CLEARML_EMULATOR_LOG="$work/emulator.log" CLEARML_K8S_AGENT_BIN="$bin"
 export CLEARML_API_HOST="$url" CLEARML_WEB_HOST="$url" CLEARML_FILES_HOST="$url"
 export CLEARML_API_ACCESS_KEY="$access_key" CLEARML_API_SECRET_KEY="$secret_key"
 export CLEARML_CONFIG_FILE=/dev/null CLEARML_CACHE_DIR="$work/cache" HOME="$work/home"

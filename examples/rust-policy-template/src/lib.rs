@@ -15,7 +15,8 @@ pub mod policy;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "queue-policy" });
+    // `wit` is the WIT package beside Cargo.toml (in this repository a link to wit/0.1.0; see README.md).
+    wit_bindgen::generate!({ path: "wit", world: "queue-policy" });
 
     use clearml::queue_policy::host::log;
     use clearml::queue_policy::types::{LogLevel, PolicyError, Task};

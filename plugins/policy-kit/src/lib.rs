@@ -208,9 +208,24 @@ pub fn container_label(list: &str, index: usize, container: &Value) -> String {
     }
 }
 
+/// The WIT bindings of the `clearml:queue-policy@0.1.0` world, generated once here (only on `wasm32`). The path
+/// is relative to this crate, so a plugin finds the WIT through its `policy-kit` dependency wherever the plugin
+/// itself lives (one folder deeper, or outside the repository with `policy-kit` as a path or git dependency).
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/0.1.0",
+        world: "queue-policy",
+        pub_export_macro: true,
+        export_macro_name: "export_queue_policy",
+        default_bindings_module: "policy_kit::bindings",
+    });
+}
+
 /// Export `$policy` (a type implementing [`Policy`]) as the component's `policy` interface. Expands to nothing
-/// off `wasm32`, so the crate still builds and tests natively. The crate must depend on `wit-bindgen` and live two
-/// directories below the repository root (`plugins/<name>/`), where `../../wit/0.1.0` is the WIT package.
+/// off `wasm32`, so the crate still builds and tests natively. The plugin needs no `wit-bindgen` dependency and no
+/// path to the WIT: the bindings are [`policy-kit`'s own](bindings).
 #[macro_export]
 macro_rules! export_policy {
     ($policy:ty) => {
@@ -218,10 +233,8 @@ macro_rules! export_policy {
         mod component {
             use super::*;
 
-            wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "queue-policy" });
-
-            use clearml::queue_policy::types as wit_types;
-            use exports::clearml::queue_policy::policy::Guest;
+            use $crate::bindings::clearml::queue_policy::types as wit_types;
+            use $crate::bindings::exports::clearml::queue_policy::policy::Guest;
 
             struct HostLogger;
 
@@ -233,7 +246,7 @@ macro_rules! export_policy {
                         $crate::Level::Warn => wit_types::LogLevel::Warn,
                         $crate::Level::Error => wit_types::LogLevel::Error,
                     };
-                    clearml::queue_policy::host::log(level, message);
+                    $crate::bindings::clearml::queue_policy::host::log(level, message);
                 }
             }
 
@@ -272,7 +285,7 @@ macro_rules! export_policy {
                 }
             }
 
-            export!(Component);
+            $crate::bindings::export_queue_policy!(Component with_types_in $crate::bindings);
         }
     };
 }

@@ -97,6 +97,9 @@ const ENDPOINTS: &[(&str, &[&str])] = &[
 const ENTERPRISE_ENDPOINTS: &[(&str, &[&str])] = &[
     ("workers.cluster_report", &["2.4"]),
     ("workers.cluster_unregister", &["2.4"]),
+    // clearml-agent's Session reads configuration vaults at start (backend_api/session/session.py); on the
+    // open-source server the 404 is expected and ignored.
+    ("users.get_vaults", &["1.0"]),
 ];
 
 /// The `min_version` of the newest implementation of `name` at or below `requested`, if any.
@@ -204,6 +207,8 @@ pub fn dispatch(
         "workers.get_activity_report" => Ok(json!({ "total": [], "active": [] })),
         "workers.cluster_report" => store.workers_cluster_report(decode(data)?, now),
         "workers.cluster_unregister" => store.workers_cluster_unregister(decode(data)?),
+        // No configuration vaults: the agent keeps its own configuration.
+        "users.get_vaults" => Ok(json!({ "vaults": [], "total": 0 })),
         "events.add" => {
             let added = store.events_add(vec![data], ctx.worker, now)?;
             Ok(
@@ -304,5 +309,7 @@ mod tests {
             None
         );
         assert!(resolve("workers.cluster_report", Version(2, 31), true).is_some());
+        assert_eq!(resolve("users.get_vaults", Version(2, 31), false), None);
+        assert!(resolve("users.get_vaults", Version(2, 31), true).is_some());
     }
 }

@@ -10,7 +10,8 @@
 //!   `base_url` and test hooks (call counts, token revocation, injected failures, store access).
 //! - `store/` holds all the rules, free of HTTP (unit-tested directly), one module per service over one shared
 //!   [`Store`]; `status.rs` is the state machine;
-//!   `endpoints.rs` maps endpoint names to store methods; `server.rs` is the axum layer and the envelope;
+//!   `endpoints.rs` maps endpoint names to store methods; `server.rs` is the axum layer; `wire.rs` the path,
+//!   body and envelope format;
 //!   `auth.rs` the credentials and tokens.
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ mod server;
 pub mod status;
 pub mod store;
 pub mod time;
+mod wire;
 
 pub use error::{ApiError, Error};
 pub use server::{

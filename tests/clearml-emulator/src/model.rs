@@ -147,9 +147,11 @@ impl Queue {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
             m.remove("seq");
-            if let (Some(max), Some(Value::Array(entries))) =
-                (max_task_entries, m.get_mut("entries"))
-            {
+            // queue_bll.py: `if max_task_entries:` slices the entries; 0 (like absent) returns them all.
+            if let (Some(max), Some(Value::Array(entries))) = (
+                max_task_entries.filter(|max| *max > 0),
+                m.get_mut("entries"),
+            ) {
                 entries.truncate(max);
             }
         }

@@ -141,6 +141,8 @@ pub struct SimConfig {
     pub image_pull_error: Option<Regex>,
     /// Play the stock in-pod `clearml-agent execute` in pods labelled `clearml-task-id` (`None`: off).
     pub in_pod_agent: Option<InPodAgent>,
+    /// Write the scheduler's and kubelet's Events (off saves a few API calls per pod, e.g. in benchmarks).
+    pub events: bool,
 }
 
 impl Default for SimConfig {
@@ -150,6 +152,7 @@ impl Default for SimConfig {
             default_run: Duration::ZERO,
             image_pull_error: None,
             in_pod_agent: None,
+            events: true,
         }
     }
 }

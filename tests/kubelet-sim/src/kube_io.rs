@@ -52,21 +52,26 @@ pub(crate) async fn register_node(client: &Client, spec: &NodeSpec) -> Result<()
     Ok(())
 }
 
-/// Create the events of one step about `pod` (as it was when the step was decided). An event that exists already
-/// (a retried step) is fine; other failures are logged, never fatal: events are informational.
+/// Create the events of one step about `pod` (as it was when the step was decided), concurrently. An event that
+/// exists already (a retried step) is fine; other failures are logged, never fatal: events are informational.
 pub(crate) async fn create_events(client: &Client, pod: &Pod, events: &[PodEvent]) {
     let namespace = pod.namespace().unwrap_or_default();
     let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-    for (index, event) in events.iter().enumerate() {
-        let object = event_object(pod, event, index, Timestamp::now());
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => {
-                tracing::warn!(pod = %pod.name_any(), reason = event.reason, error = %e, "creating an event failed")
+    let now = Timestamp::now();
+    let creates = events.iter().enumerate().map(|(index, event)| {
+        let api = api.clone();
+        let object = event_object(pod, event, index, now);
+        async move {
+            match api.create(&PostParams::default(), &object).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => {
+                    tracing::warn!(pod = %pod.name_any(), reason = event.reason, error = %e, "creating an event failed")
+                }
             }
         }
-    }
+    });
+    futures::future::join_all(creates).await;
 }
 
 pub(crate) async fn bind(api: &Api<Pod>, pod: &Pod, node: &str) -> Result<(), kube::Error> {

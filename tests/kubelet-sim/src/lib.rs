@@ -44,7 +44,7 @@
 //!   actions. [`in_pod`]: the in-pod agent process.
 //! - [`quantity`]: resource quantities for fit checks.
 //! - `src/main.rs`: the `kubelet-sim` binary for the demo (`--node`, `--namespace`, `--run-seconds`,
-//!   `--image-pull-error`, `--in-pod-agent`, `--abort-poll-seconds`).
+//!   `--image-pull-error`, `--in-pod-agent`, `--abort-poll-seconds`, `--no-events`).
 //!
 //! ```no_run
 //! # async fn t(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {

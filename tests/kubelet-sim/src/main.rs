@@ -29,6 +29,9 @@ struct Args {
     /// With --in-pod-agent: seconds between the task status readings that notice an abort (the real agent: 5).
     #[arg(long, default_value_t = 5.0)]
     abort_poll_seconds: f64,
+    /// Do not write the scheduler's and kubelet's Events (saves API calls, e.g. in benchmarks).
+    #[arg(long)]
+    no_events: bool,
 }
 
 #[tokio::main]
@@ -63,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             }),
             false => None,
         },
+        events: !args.no_events,
     };
     let client = kube::Client::try_default()
         .await

@@ -317,10 +317,11 @@ impl LoopState {
         let name = pod.name_any();
         let namespace = pod.namespace().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-        if !matches!(
+        let writes = !matches!(
             action,
             Action::None | Action::RequeueAfter(_) | Action::FinishProcess(_)
-        ) {
+        );
+        if writes && self.config.events {
             // Before the write, so whoever sees the new pod state also finds the events that explain it.
             kube_io::create_events(&self.client, pod, &decision.events).await;
         }

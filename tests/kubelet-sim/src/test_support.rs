@@ -32,6 +32,7 @@ pub(crate) fn config() -> SimConfig {
         default_run: Duration::from_secs(5),
         image_pull_error: Some(Regex::new("^registry.invalid/").unwrap()),
         in_pod_agent: Some(crate::config::InPodAgent::default()),
+        events: true,
     }
 }
 

@@ -378,3 +378,40 @@ async fn an_abort_in_clearml_stops_the_task_and_ends_the_container_with_exit_0()
         Some("task was stopped by tasks.stop")
     );
 }
+
+#[tokio::test]
+async fn a_hanging_task_ends_when_the_test_changes_its_outcome() {
+    let Some(w) = World::new("in-pod-hang").await else {
+        return;
+    };
+    w.secret("access-key").await;
+    let task = w.task("hang", true).await;
+    let pod = w.pod(&task, json!({OUTCOME_ANNOTATION: "hang"})).await;
+    let name = pod.metadata.name.unwrap();
+    w.wait_pod(&name, "Running", phase_is("Running")).await;
+    tokio::time::timeout(WAIT, async {
+        while w.task_status(&task).await.status != Some(TaskStatus::InProgress) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the in-pod agent started the task");
+    // The test decides when the run is over: the annotation change is the next event.
+    let patch = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "fail", EXIT_CODE_ANNOTATION: "2"}}});
+    w.pods
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("annotations patched");
+    let done = w.wait_pod(&name, "Failed", phase_is("Failed")).await;
+    assert_eq!(terminated(&done), (2, "Error".into()));
+    let t = w.task_status(&task).await;
+    assert_eq!(t.status, Some(TaskStatus::Failed));
+    assert_eq!(
+        t.status_reason.as_deref(),
+        Some("worker execution exit code 2")
+    );
+}

@@ -90,17 +90,6 @@ pub enum ConfigError {
         /// Why the agent cannot do without it.
         needed_for: &'static str,
     },
-    /// `queues` is empty or absent.
-    #[error(
-        "{path}: no queues configured; list the ClearML queues to serve, e.g. `queues: {{default: {{templateOverrides: {{}}}}}}`{}",
-        if *.oss_queue_given { " (the OSS chart's single `queue` key is not read)" } else { "" }
-    )]
-    NoQueues {
-        /// `agentk8sglue.queues` (or the alias).
-        path: String,
-        /// The OSS chart's `agentk8sglue.queue` is set: the user is migrating from that chart.
-        oss_queue_given: bool,
-    },
     /// Two queue keys that ClearML resolves to the same queue.
     #[error(
         "{path}: queues `{first}` and `{second}` are the same ClearML queue (queue names are case-insensitive); keep one"
@@ -125,9 +114,9 @@ pub enum ConfigError {
         /// Every name that can be used, comma-separated.
         available: String,
     },
-    /// [`AgentConfig::validate_for_run`](super::AgentConfig::validate_for_run): values that parse but cannot be
-    /// used to connect (placeholders left from the documentation, URLs that are not http(s)).
-    #[error("the configuration cannot be used to connect:{}", bullet_list(.problems))]
+    /// [`AgentConfig::validate_for_run`](super::AgentConfig::validate_for_run): values that parse but that the
+    /// agent cannot run with (no queues, placeholders left from the documentation, URLs that are not http(s)).
+    #[error("the configuration cannot be used to run the agent:{}", bullet_list(.problems))]
     NotUsable {
         /// One line per problem, each naming its key.
         problems: Vec<String>,

@@ -121,14 +121,8 @@ fn parse(text: &str, overrides: &Overrides) -> Result<AgentConfig, ConfigError> 
     let queues_path = join(glue_root, "queues");
     let queues = queues(glue.get("queues"), &queues_path, &plugins, &mut ignored)?;
 
-    // Requirements last: by now every key is known to be spelt right.
-    if queues.is_empty() {
-        let oss_queue = join(glue_root, "queue");
-        return Err(ConfigError::NoQueues {
-            path: queues_path,
-            oss_queue_given: ignored.contains(&oss_queue),
-        });
-    }
+    // Requirements last: by now every key is known to be spelt right. (An empty `queues` is a fragment that still
+    // parses, like the page's `dashboardReportMaxGpu` snippet; `validate_for_run` refuses it.)
     let env_api_url = non_empty(overrides.api_host.as_deref());
     let api_server_url_from_env = env_api_url.is_some();
     let api_server_url = env_api_url
@@ -475,10 +469,13 @@ fn policies(
             value: item,
         };
         let entry = Map::strict(Some(node), &item_path, &keys::POLICY, ignored)?;
-        let plugin_node = entry.get("plugin").ok_or_else(|| ConfigError::InvalidValue {
-            path: item_path.clone(),
-            problem: "`plugin` is required (a default plugin's name or a key of agentk8sglue.plugins)".to_owned(),
-        })?;
+        let plugin_node = entry
+            .get("plugin")
+            .ok_or_else(|| ConfigError::InvalidValue {
+                path: item_path.clone(),
+                problem: "`plugin` is required (a default plugin's name or a key of `plugins`)"
+                    .to_owned(),
+            })?;
         let plugin = plugin_node.non_empty_string()?;
         if default_plugins::get(plugin).is_none() && !plugins.contains_key(plugin) {
             // Pushed one by one: `&'static str` items shorten to the plugins map's lifetime only on a push.

@@ -1,12 +1,13 @@
-//! [`AgentConfig::validate_for_run`]: the checks that only matter when the agent is about to connect. The page's
+//! [`AgentConfig::validate_for_run`]: the checks that only matter when the agent is about to run. The page's
 //! examples load with their `<PLACEHOLDERS>` (so `render` and the golden tests can use them verbatim), but `run`
 //! must not try to reach `<CLEARML_API_SERVER_REFERENCE>` and report a DNS error instead of the real problem.
 
 use super::{AgentConfig, ConfigError, Secret};
 
 impl AgentConfig {
-    /// Check that the URLs can be connected to and the credentials are not the documentation's placeholders.
-    /// Reports every problem at once, each naming its key (or env var). Never shows a credential.
+    /// Check that there are queues to serve, the URLs can be connected to and the credentials are not the
+    /// documentation's placeholders. Reports every problem at once, each naming its key (or env var). Never shows
+    /// a credential.
     pub fn validate_for_run(&self) -> Result<(), ConfigError> {
         let root = self.values_root;
         let api_origin = if self.api_server_url_from_env {
@@ -15,6 +16,18 @@ impl AgentConfig {
             format!("{root}.apiServerUrlReference")
         };
         let mut problems = Vec::new();
+        if self.queues.is_empty() {
+            let oss_queue = format!("{root}.queue");
+            let hint = if self.ignored_keys.contains(&oss_queue) {
+                " (the OSS chart's single `queue` key is not read)"
+            } else {
+                ""
+            };
+            problems.push(format!(
+                "{root}.queues: no queues configured; list the ClearML queues to serve, e.g. \
+                 `queues: {{default: {{templateOverrides: {{}}}}}}`{hint}"
+            ));
+        }
         problems.extend(url_problem(
             &api_origin,
             &self.api_server_url,

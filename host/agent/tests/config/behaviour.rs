@@ -141,8 +141,11 @@ fn missing_values_and_whole_file_problems_are_named_plainly() {
     let results = cases
         .into_iter()
         .map(|(name, text, overrides)| {
-            let message = match AgentConfig::from_yaml(&text, &overrides) {
-                Ok(_) => "unexpectedly loaded\n".to_owned(),
+            // What `run` does: parse, then check the config can run.
+            let checked = AgentConfig::from_yaml(&text, &overrides)
+                .and_then(|config| config.validate_for_run());
+            let message = match checked {
+                Ok(()) => "unexpectedly usable\n".to_owned(),
                 Err(e) => format!("{e}\n"),
             };
             golden::compare(&format!("errors/{name}.txt"), &message)
@@ -253,8 +256,7 @@ fn policies_and_extra_plugins_are_bound_by_name() {
         error(&format!(
             "{MINIMAL}    gpu:\n      policies: [{{config: {{}}}}]\n"
         )),
-        "agentk8sglue.queues.gpu.policies[0]: `plugin` is required (a default plugin's name or a key of \
-         agentk8sglue.plugins)"
+        "agentk8sglue.queues.gpu.policies[0]: `plugin` is required (a default plugin's name or a key of `plugins`)"
     );
 }
 
@@ -410,7 +412,84 @@ fn validate_for_run_refuses_the_pages_placeholders() {
     let config = AgentConfig::from_yaml(MINIMAL, &bad_env).unwrap();
     assert_eq!(
         config.validate_for_run().unwrap_err().to_string(),
-        "the configuration cannot be used to connect:\n  - env CLEARML_API_HOST: `clearml-apiserver:8008` is not \
+        "the configuration cannot be used to run the agent:\n  - env CLEARML_API_HOST: `clearml-apiserver:8008` is not \
          an http(s) URL; expected e.g. http://clearml-apiserver:8008"
+    );
+}
+
+/// The OSS `clearml-agent` chart's values shape (its keys with empty defaults), plus the Enterprise `queues`: a user
+/// moving from that chart keeps their file and adds queues.
+#[test]
+fn the_oss_charts_values_shape_loads_with_queues_added() {
+    let text = "
+global: {imageRegistry: docker.io}
+imageCredentials: {enabled: false, existingSecret: '', registry: docker.io, username: u, password: p, email: e}
+clearml:
+  existingAgentk8sglueSecret: ''
+  agentk8sglueKey: K
+  agentk8sglueSecret: S
+  existingClearmlConfigSecret: ''
+  clearmlConfig: 'sdk {}'
+agentk8sglue:
+  image: {registry: '', repository: allegroai/clearml-agent-k8s-base, tag: '1'}
+  replicaCount: 1
+  resources: {}
+  initContainers: {resources: {}}
+  serviceAccountAnnotations: {}
+  serviceExistingAccountName: ''
+  clearmlcheckCertificate: true
+  apiServerUrlReference: https://api.example.com
+  fileServerUrlReference: https://files.example.com
+  webServerUrlReference: https://app.example.com
+  defaultContainerImage: ubuntu:24.04
+  queue: default
+  createQueueIfNotExists: false
+  labels: {}
+  annotations: {}
+  extraEnvs: []
+  podSecurityContext: {}
+  containerSecurityContext: {}
+  additionalClusterRoleBindings: []
+  additionalRoleBindings: []
+  nodeSelector: {}
+  tolerations: []
+  affinity: {}
+  volumes: []
+  volumeMounts: []
+  fileMounts: []
+  basePodTemplate:
+    labels: {}
+    annotations: {}
+    initContainers: []
+    schedulerName: ''
+    volumes: []
+    volumeMounts: []
+    fileMounts: []
+    env: []
+    resources: {}
+    priorityClassName: ''
+    nodeSelector: {}
+    tolerations: []
+    affinity: {}
+    podSecurityContext: {}
+    containerSecurityContext: {}
+    hostAliases: []
+  queues:
+    default: {}
+sessions: {portModeEnabled: false, svcType: NodePort, externalIP: 0.0.0.0, startingPort: 30000, maxServices: 20}
+";
+    let config = load(text).unwrap();
+    assert!(config.validate_for_run().is_ok());
+    assert_eq!(config.queues.len(), 1);
+    let ignored: Vec<&str> = config.ignored_keys.iter().map(String::as_str).collect();
+    assert_eq!(ignored[..3], ["global", "imageCredentials", "sessions"]);
+    assert!(ignored.contains(&"agentk8sglue.queue"), "{ignored:?}");
+    assert!(
+        ignored.contains(&"agentk8sglue.basePodTemplate.fileMounts"),
+        "{ignored:?}"
+    );
+    assert!(
+        !ignored.iter().any(|k| k.contains("agentk8sglueKey")),
+        "{ignored:?}"
     );
 }

@@ -1,9 +1,11 @@
-//! The values file: the Enterprise page's three examples load unchanged (golden parse results), and broken variants
+//! The values file: the Enterprise page's examples load unchanged (golden parse results), and broken variants
 //! of them fail with messages that name the key's full path (golden error messages). `BLESS=1` rewrites the golden
 //! files under `golden/`; see `golden.rs`.
 //!
 //! `examples/` holds the page's examples verbatim (shared/reference/clearml-enterprise-agent-doc.md). Each broken
 //! variant is made here by one textual edit of an example, so the fixtures stay exactly as published.
+// Test helpers panic on failure, with the backtrace: that is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod behaviour;
 mod golden;
@@ -14,8 +16,14 @@ use std::path::{Path, PathBuf};
 use agent::config::{AgentConfig, Overrides, QueueConfig};
 use serde_json::{Value as Json, json};
 
-/// The page's examples, by file name under `examples/`.
-pub const EXAMPLES: [&str; 3] = ["example-queue", "gpu-queues", "red-blue-green"];
+/// The page's examples, by file name under `examples/`: the install one, the three queue examples, and the
+/// `dashboardReportMaxGpu` fragment (no queues: it parses; `validate_for_run` would refuse it alone).
+pub const EXAMPLES: [&str; 4] = [
+    "example-queue",
+    "dashboard-gpu",
+    "gpu-queues",
+    "red-blue-green",
+];
 
 /// What the binary would read from env for the two examples that carry no server or credentials (they are
 /// fragments of the first on the page; a deployment passes the Secret as env).
@@ -118,7 +126,7 @@ fn queue_summary(queue: &QueueConfig) -> Json {
 }
 
 #[test]
-fn the_pages_three_examples_load_unchanged() {
+fn the_pages_examples_load_unchanged() {
     let results = EXAMPLES
         .iter()
         .map(|example| {

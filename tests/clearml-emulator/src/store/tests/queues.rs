@@ -118,3 +118,22 @@ fn services_queues_peek_task_of_an_empty_queue_is_null() {
         json!({"task": null})
     );
 }
+
+// queue_bll.py get_by_id/get_all: `if max_task_entries:` - a positive value slices the entries, 0 does not.
+#[test]
+fn queue_bll_max_task_entries_zero_is_every_entry() {
+    let mut s = store();
+    let q = queue(&mut s, "queue");
+    for name in ["one", "two", "three"] {
+        let t = task(&mut s, name);
+        s.tasks_enqueue(req(json!({"task": t, "queue": q})), T0)
+            .unwrap();
+    }
+    let n = |s: &Store, max: u64| {
+        let v = s
+            .queues_get_all(req(json!({"id": [q], "max_task_entries": max})))
+            .unwrap();
+        v["queues"][0]["entries"].as_array().unwrap().len()
+    };
+    assert_eq!((n(&s, 1), n(&s, 0)), (1, 3));
+}
