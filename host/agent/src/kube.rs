@@ -206,6 +206,8 @@ pub struct PodTracker {
     /// Task id → queue id, for submissions between the pop and the pod reaching the cache.
     reserved: Arc<Mutex<HashMap<String, String>>>,
     changed: Arc<Notify>,
+    /// Tasks whose submission is under way: the lifecycle leaves their pods alone until it ends.
+    submitting: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for PodTracker {
@@ -238,6 +240,7 @@ impl PodTracker {
                 store,
                 reserved: Arc::default(),
                 changed,
+                submitting: Arc::default(),
             },
             stream,
         )
@@ -266,6 +269,24 @@ impl PodTracker {
         if let Ok(mut reserved) = self.reserved.lock() {
             reserved.insert(task_id.to_string(), queue_id.to_string());
         }
+    }
+
+    /// Mark `task_id`'s submission as under way (`true`) or over (`false`).
+    pub fn set_submitting(&self, task_id: &str, submitting: bool) {
+        if let Ok(mut set) = self.submitting.lock() {
+            if submitting {
+                set.insert(task_id.to_string());
+            } else {
+                set.remove(task_id);
+            }
+        }
+    }
+
+    /// Whether `task_id`'s submission is under way.
+    pub fn is_submitting(&self, task_id: &str) -> bool {
+        self.submitting
+            .lock()
+            .is_ok_and(|set| set.contains(task_id))
     }
 
     /// Give back the slot of a submission that did not produce a pod.
@@ -306,6 +327,52 @@ impl PodTracker {
             }
         }
         counts
+    }
+}
+
+/// Record a Kubernetes Event on `pod` (best effort: an Event that cannot be written is only logged), so
+/// `kubectl describe pod` shows why the agent acted.
+pub async fn pod_event(shared: &crate::run::Shared, pod: &Pod, reason: &str, message: &str) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| shared.identity.namespace.clone());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}.")),
+            namespace: Some(namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectReference::default()
+        },
+        reason: Some(reason.to_string()),
+        message: Some(redact(message, &shared.secret_values())),
+        type_: Some("Warning".into()),
+        source: Some(EventSource {
+            component: Some(FIELD_MANAGER.into()),
+            ..EventSource::default()
+        }),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        reporting_component: Some(FIELD_MANAGER.into()),
+        reporting_instance: Some(shared.identity.instance.clone()),
+        ..Event::default()
+    };
+    let api: Api<Event> = Api::namespaced(shared.pods.clone().into_client(), &namespace);
+    if let Err(err) = api.create(&PostParams::default(), &event).await {
+        tracing::debug!(pod = %name, error = %err, "cannot record an event on the pod");
     }
 }
 

@@ -73,8 +73,11 @@ pub struct Memory {
 pub struct Settings {
     /// Delete finished pods this long after they finished (`completedPodDeletionDelayMinutes`).
     pub deletion_delay: Duration,
-    /// Put a task whose pod was evicted or preempted back at the front of its queue (otherwise abort it).
+    /// Put a task whose pod was evicted or preempted back at the front of its queue (otherwise fail it).
     pub requeue_evicted: bool,
+    /// After a container exits by itself, how long the in-pod agent gets to report the task's end before the agent
+    /// concludes it never will.
+    pub report_grace: Duration,
 }
 
 /// One thing to do about a pod and its task.
@@ -96,6 +99,8 @@ pub enum Action {
     },
     /// Delete the pod.
     DeletePod,
+    /// Mark an aborted task `stopped` (its pod is gone, so no in-pod agent will).
+    MarkStopped,
 }
 
 /// How long ago the pod finished, if it did.
@@ -138,6 +143,20 @@ fn image(pod: &Pod) -> String {
         })
         .and_then(|c| c.image.clone())
         .unwrap_or_default()
+}
+
+/// The task container exited by itself (not OOM-killed or evicted) moments ago: the in-pod agent may still be
+/// reporting the task's end.
+fn awaiting_report(pod: &Pod, settings: Settings, now: k8s_openapi::jiff::Timestamp) -> bool {
+    let reason =
+        task_status(pod).and_then(|s| s.state.as_ref()?.terminated.as_ref()?.reason.clone());
+    let killed = reason.as_deref() == Some("OOMKilled")
+        || pod
+            .status
+            .as_ref()
+            .and_then(|s| s.reason.as_deref())
+            .is_some_and(|r| EVICTION_REASONS.contains(&r));
+    !killed && finished_for(pod, now).is_some_and(|f| f < settings.report_grace)
 }
 
 /// Why a pending pod is pending, in words for the ML user, if Kubernetes said.
@@ -244,6 +263,7 @@ pub fn decide(
                 }
             }
         }
+        "Failed" | "Succeeded" if live && awaiting_report(pod, settings, now) => {}
         "Failed" => {
             let evicted = pod
                 .status

@@ -43,6 +43,21 @@ pub struct RunOptions {
     pub credentials_secret: String,
     /// Submissions in flight at once.
     pub max_in_flight: usize,
+    /// Tests only: stop every submission dead at this step (see [`Failpoint`]).
+    pub failpoint: Option<(Failpoint, Arc<tokio::sync::Notify>)>,
+}
+
+/// A step of a submission where a test can stop the agent, to prove that a kill there loses nothing. A submission
+/// reaching it signals the `Notify` and never goes on; the test then kills the agent (in-process: aborts its task;
+/// the binary's hidden `--failpoint` aborts the process) and starts a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// The task was popped; nothing else happened.
+    AfterPop,
+    /// The task is in the pending queue; no pod yet.
+    AfterHandoff,
+    /// The pod was created.
+    AfterCreate,
 }
 
 /// The agent could not start or stopped on an error.
@@ -109,9 +124,22 @@ pub struct Shared {
     pub engine: PolicyEngine,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// See [`RunOptions::failpoint`].
+    pub failpoint: Option<(Failpoint, Arc<tokio::sync::Notify>)>,
 }
 
 impl Shared {
+    /// Stop here forever if a test asked to (see [`Failpoint`]).
+    pub async fn failpoint(&self, at: Failpoint) {
+        if let Some((point, reached)) = &self.failpoint
+            && *point == at
+        {
+            tracing::warn!(failpoint = ?at, "failpoint reached: this submission stops here");
+            reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// What [`submit::render_task`] needs.
     pub fn render_context(&self) -> submit::RenderContext<'_> {
         submit::RenderContext {
@@ -213,7 +241,9 @@ pub async fn run(
             source,
         })?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-    tokio::spawn(async move {
+    let mut tasks = Tasks::default();
+    tasks.0.push(server);
+    tasks.spawn(async move {
         shutdown.await;
         tracing::info!("shutdown requested: no more pops; finishing submissions in flight");
         let _ = stop_tx.send(true);
@@ -240,7 +270,7 @@ pub async fn run(
     let pods: Api<Pod> = Api::namespaced(kube_client, &identity.namespace);
     let (tracker, watch) = PodTracker::watch(pods.clone(), &identity.instance);
     let watch_metrics = metrics.clone();
-    let watch_task = tokio::spawn(async move {
+    tasks.spawn(async move {
         futures::pin_mut!(watch);
         while let Some(event) = watch.next().await {
             if let Err(err) = event {
@@ -264,8 +294,19 @@ pub async fn run(
         policies,
         engine,
         metrics: metrics.clone(),
+        failpoint: options.failpoint.clone(),
     });
-    let reporter = tokio::spawn(report_status(shared.clone(), enterprise, stop_rx.clone()));
+    crate::recover::recover(&shared).await;
+    tasks.spawn(crate::follow::follow(
+        shared.clone(),
+        crate::lifecycle::Settings {
+            deletion_delay: shared.config.completed_pod_deletion_delay,
+            requeue_evicted: true,
+            report_grace: Duration::from_secs(10),
+        },
+        stop_rx.clone(),
+    ));
+    tasks.spawn(report_status(shared.clone(), enterprise, stop_rx.clone()));
     metrics.leader.set(1);
     metrics.set_ready(true);
     tracing::info!(
@@ -277,8 +318,7 @@ pub async fn run(
     dispatch_loop(shared.clone(), options.max_in_flight, stop_rx).await;
 
     metrics.set_ready(false);
-    reporter.abort();
-    watch_task.abort();
+    drop(tasks);
     if let Err(err) = shared
         .clearml
         .workers_unregister(shared.identity.worker_id())
@@ -286,9 +326,26 @@ pub async fn run(
     {
         tracing::warn!(error = %err, "cannot unregister the worker");
     }
-    let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Background tasks of one `run`, aborted when it ends or is dropped: a killed agent leaves nothing running.
+#[derive(Default)]
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(task));
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// How many tasks wait in each monitored queue, in one request.
@@ -456,7 +513,7 @@ async fn report_status(
         if cluster_report {
             let report = ClusterReport {
                 max_gpus: shared.config.dashboard_report_max_gpu,
-                ..ClusterReport::default()
+                ..ClusterReport::new(shared.identity.worker_id(), now_millis())
             };
             match shared.clearml.workers_cluster_report(&report).await {
                 Ok(true) => {}

@@ -23,7 +23,7 @@ use crate::kube::{Created, KubeError, create_pod};
 use crate::metrics::Metrics;
 use crate::policies::{PolicySet, provenance};
 use crate::render::{self, ANNOTATION_POLICIES, Identity};
-use crate::run::Shared;
+use crate::run::{Failpoint, Shared};
 use crate::startup::ResolvedQueue;
 
 /// `status_reason` the agent writes when it fails a task.
@@ -222,7 +222,10 @@ pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask) {
         pod = %render::pod_name(&task_id)
     );
     async {
-        if let Err(failure) = submit_inner(&shared, &queue, &next).await {
+        shared.tracker.set_submitting(&task_id, true);
+        let outcome = submit_inner(&shared, &queue, &next).await;
+        shared.tracker.set_submitting(&task_id, false);
+        if let Err(failure) = outcome {
             // No pod will come for this reservation.
             shared.tracker.release(&task_id);
             tracing::warn!(error = %failure, "task not launched");
@@ -260,6 +263,7 @@ async fn submit_inner(
             .await;
         }
     };
+    shared.failpoint(Failpoint::AfterPop).await;
     let user = next.task_info.as_ref().and_then(|i| i.user.clone());
     let rendered = match render_task(
         shared.render_context(),
@@ -308,6 +312,11 @@ async fn submit_inner(
         task: task_id.clone(),
         queue: Some(shared.pending_queue_id.clone()),
         status_reason: Some("k8s pending scheduler".to_string()),
+        status_message: Some(crate::recover::pending_message(
+            &render::pod_name(task_id),
+            &queue.config.name,
+            &shared.identity.instance,
+        )),
         ..Enqueue::default()
     };
     if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff))
@@ -325,6 +334,17 @@ async fn submit_inner(
         .await;
     }
 
+    shared.failpoint(Failpoint::AfterHandoff).await;
+    create(shared, queue, task_id, &rendered).await
+}
+
+/// Create the pod of a handed-over task, and fail the task when the API server refuses it.
+async fn create(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    task_id: &str,
+    rendered: &Rendered,
+) -> Result<(), SubmitError> {
     let secrets = shared.secret_values();
     let created = (|| create_pod(&shared.pods, &rendered.pod, &secrets))
         .retry(backoff())
@@ -336,6 +356,7 @@ async fn submit_inner(
         .await;
     match created {
         Ok(how) => {
+            shared.failpoint(Failpoint::AfterCreate).await;
             Metrics::per_queue(&shared.metrics.tasks_submitted, &queue.config.name);
             tracing::info!(
                 adopted = (how == Created::Adopted),
@@ -364,6 +385,44 @@ async fn submit_inner(
             shared.metrics.kube_error(err.metric_label());
             requeue(shared, queue, task_id, &err.to_string()).await
         }
+    }
+}
+
+/// Submit a task recovery found in the pending queue without a pod: render and create only (it was handed over
+/// already).
+pub async fn resubmit(shared: Arc<Shared>, queue: ResolvedQueue, task_id: String) {
+    let outcome = async {
+        let task = fetch_task(&shared, &task_id)
+            .await
+            .map_err(|e| SubmitError::Failed(format!("cannot read the task: {e}")))?;
+        let rendered = match render_task(
+            shared.render_context(),
+            &queue,
+            task_context(&task, &queue, None),
+        )
+        .await
+        {
+            Ok(rendered) => rendered,
+            Err(failure) => {
+                let message = failure.to_string();
+                fail_task(
+                    &shared,
+                    &queue.config.name,
+                    &task_id,
+                    failure.metric_label(),
+                    &message,
+                    true,
+                )
+                .await;
+                return Err(SubmitError::Failed(message));
+            }
+        };
+        create(&shared, &queue, &task_id, &rendered).await
+    }
+    .await;
+    if let Err(err) = outcome {
+        shared.tracker.release(&task_id);
+        tracing::warn!(task_id = %task_id, error = %err, "recovered task not launched");
     }
 }
 

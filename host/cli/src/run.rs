@@ -114,6 +114,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| format!("{}-credentials", args.instance)),
             instance: args.instance.clone(),
             max_in_flight: args.max_in_flight,
+            failpoint: None,
         };
         match agent::run::run(prepared, client, options, crate::signal::shutdown()).await {
             Ok(()) => Ok(ExitCode::SUCCESS),

@@ -4,6 +4,9 @@ use serde_json::json;
 use super::*;
 use crate::fixtures;
 
+/// One change a policy might make to the pod.
+type Change = Box<dyn Fn(&mut Pod)>;
+
 fn base() -> Pod {
     let pod = crate::render::base_pod(
         &fixtures::config(),
@@ -51,7 +54,7 @@ fn policies_may_add_labels_resources_and_sidecars() {
 #[test]
 fn each_owned_field_is_defended() {
     let base = base();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Pod)>)> = vec![
+    let cases: Vec<(&str, Change)> = vec![
         (
             "/metadata/name",
             Box::new(|p| p.metadata.name = Some("other".into())),

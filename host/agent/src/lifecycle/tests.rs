@@ -22,6 +22,7 @@ fn task(status: TaskStatus) -> TaskView {
 const SETTINGS: Settings = Settings {
     deletion_delay: Duration::ZERO,
     requeue_evicted: true,
+    report_grace: Duration::from_secs(10),
 };
 
 fn now() -> Timestamp {
@@ -105,7 +106,7 @@ fn a_task_that_reported_its_end_is_left_alone_but_the_pod_is_cleaned_up() {
 fn cleanup_waits_for_the_deletion_delay() {
     let settings = Settings {
         deletion_delay: Duration::from_secs(300),
-        requeue_evicted: true,
+        ..SETTINGS
     };
     let pod = terminated("Error", 1);
     let done = task(TaskStatus::Failed);
@@ -175,6 +176,24 @@ fn exit_zero_without_a_report_is_not_left_running_forever() {
         decide_for(&pod, Some(&task(TaskStatus::Completed))),
         vec![Action::DeletePod]
     );
+}
+
+#[test]
+fn the_in_pod_agent_gets_time_to_report_an_exit() {
+    let just_now: Timestamp = "2026-12-03T09:59:05Z".parse().unwrap();
+    let pod = terminated("Error", 2);
+    let running = task(TaskStatus::InProgress);
+    let early = decide(&pod, Some(&running), &Memory::default(), SETTINGS, just_now);
+    assert!(early.is_empty(), "{early:?}");
+    // An OOM kill is never reported by the killed agent: no waiting.
+    let oom = decide(
+        &terminated("OOMKilled", 137),
+        Some(&running),
+        &Memory::default(),
+        SETTINGS,
+        just_now,
+    );
+    assert!(matches!(&oom[0], Action::Fail { .. }), "{oom:?}");
 }
 
 #[test]

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use agent::config::{AgentConfig, Overrides};
 use agent::run::{Prepared, RunOptions};
-use clearml_api::{Client, ClientConfig, Enqueue, TasksGetAll};
+use clearml_api::{Client, ClientConfig, Enqueue};
 use clearml_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kubelet_sim::{NodeSpec, SimConfig, SimHandle, Simulator};
+use kubelet_sim::{InPodAgent, NodeSpec, SimConfig, SimHandle, Simulator};
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -65,6 +65,11 @@ impl World {
             SimConfig {
                 nodes,
                 default_run: Duration::from_secs(3600),
+                in_pod_agent: Some(InPodAgent {
+                    abort_poll: Duration::from_millis(500),
+                    status_report: Duration::from_secs(2),
+                    ..InPodAgent::default()
+                }),
                 ..SimConfig::default()
             },
             Some(ctx.namespace.clone()),
@@ -100,6 +105,16 @@ impl World {
     }
 
     pub async fn start_agent_with(&self, config: AgentConfig, instance: &str) -> RunningAgent {
+        self.start_agent_at(config, instance, None).await
+    }
+
+    /// Start the agent with a failpoint armed: every submission stops dead at that step.
+    pub async fn start_agent_at(
+        &self,
+        config: AgentConfig,
+        instance: &str,
+        failpoint: Option<(agent::run::Failpoint, Arc<tokio::sync::Notify>)>,
+    ) -> RunningAgent {
         let prepared = Prepared::new(config, Some(policy_cache())).expect("policies load");
         let options = RunOptions {
             namespace: self.namespace.clone(),
@@ -107,6 +122,7 @@ impl World {
             instance: instance.to_string(),
             credentials_secret: format!("{instance}-credentials"),
             max_in_flight: 8,
+            failpoint,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let kube = self.kube.clone();
@@ -115,7 +131,11 @@ impl World {
                 let _ = stopped.await;
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                // Say it now: a test waiting for the agent's effects would otherwise only time out.
+                eprintln!("the agent stopped with an error: {e}");
+                e.to_string()
+            })
         });
         RunningAgent {
             stop: Some(stop),
@@ -230,19 +250,6 @@ impl World {
             (task.status == Some(status)).then_some(task)
         })
         .await
-    }
-
-    pub async fn tasks_with_status(
-        &self,
-        status: clearml_api::TaskStatus,
-    ) -> Vec<clearml_api::Task> {
-        self.clearml
-            .tasks_get_all(&TasksGetAll {
-                status: vec![status],
-                ..Default::default()
-            })
-            .await
-            .unwrap()
     }
 }
 

@@ -9,4 +9,6 @@
 mod dispatching;
 mod failures;
 mod harness;
+mod lifecycle;
 mod page_examples;
+mod recovery;
