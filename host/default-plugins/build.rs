@@ -11,10 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins shipped with the agent, in the order `policy inspect`-style listings show them.
-const PLUGINS: &[&str] = &["template-overrides", "gpu-sizing", "team-labels", "guardrails"];
+const PLUGINS: &[&str] = &[
+    "template-overrides",
+    "gpu-sizing",
+    "team-labels",
+    "guardrails",
+];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for watched in ["plugins", "wit", "common/pod-template"] {
@@ -28,7 +34,14 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(root.join("plugins/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
@@ -55,15 +68,26 @@ fn main() {
          (`rustup target add wasm32-wasip2`, or `just setup`)"
     );
 
-    let mut generated = String::from("/// Every default plugin: `(name, component bytes)`.\npub static PLUGINS: &[(&str, &[u8])] = &[\n");
+    let mut generated = String::from(
+        "/// Every default plugin: `(name, component bytes)`.\npub static PLUGINS: &[(&str, &[u8])] = &[\n",
+    );
     for package in PLUGINS {
         let wasm = wasm_path(&target_dir, package);
-        assert!(wasm.is_file(), "the plugin build did not produce {}", wasm.display());
-        writeln!(generated, "    ({package:?}, include_bytes!({:?})),", wasm.display().to_string())
-            .expect("writing to a String cannot fail");
+        assert!(
+            wasm.is_file(),
+            "the plugin build did not produce {}",
+            wasm.display()
+        );
+        writeln!(
+            generated,
+            "    ({package:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .expect("writing to a String cannot fail");
     }
     generated.push_str("];\n");
-    std::fs::write(out_dir.join("plugins.rs"), generated).expect("cannot write plugins.rs into OUT_DIR");
+    std::fs::write(out_dir.join("plugins.rs"), generated)
+        .expect("cannot write plugins.rs into OUT_DIR");
 }
 
 fn wasm_path(target_dir: &Path, package: &str) -> PathBuf {

@@ -25,6 +25,9 @@ agentk8sglue:
     resources:
       limits:
         memory: 1Gi
+  queues:
+    red:
+      templateOverrides: {}
 "#,
         &Overrides::default(),
     )

@@ -13,6 +13,10 @@ use policy_runtime::ChainOutcome;
 
 use crate::render::{SECRET_ACCESS_KEY, SECRET_SECRET_KEY};
 
+/// Secrets shorter than this are not searched for (a one-letter test key would match everywhere); real ClearML keys
+/// are 20-60 characters.
+pub const MIN_SECRET_LEN: usize = 8;
+
 /// What the guard checks the final pod against: the base pod as rendered, and the secrets it must never contain.
 #[derive(Debug)]
 pub struct Expected<'a> {
@@ -44,7 +48,10 @@ pub fn check(pod: &Pod, expected: &Expected<'_>) -> Result<(), Violation> {
     if pod.metadata.name != base.metadata.name {
         return Err(violation(
             "/metadata/name",
-            format!("changed to {:?} (the agent names the pod {:?})", pod.metadata.name, base.metadata.name),
+            format!(
+                "changed to {:?} (the agent names the pod {:?})",
+                pod.metadata.name, base.metadata.name
+            ),
         ));
     }
     if pod.metadata.namespace != base.metadata.namespace {
@@ -61,15 +68,24 @@ pub fn check(pod: &Pod, expected: &Expected<'_>) -> Result<(), Violation> {
         if pod_template::is_agent_label(key) && labels.get(key) != Some(value) {
             return Err(violation(
                 &format!("/metadata/labels/{key}"),
-                format!("the agent's label must stay {value:?}, found {:?}", labels.get(key)),
+                format!(
+                    "the agent's label must stay {value:?}, found {:?}",
+                    labels.get(key)
+                ),
             ));
         }
     }
-    let (spec, base_spec) = (pod.spec.clone().unwrap_or_default(), base.spec.clone().unwrap_or_default());
+    let (spec, base_spec) = (
+        pod.spec.clone().unwrap_or_default(),
+        base.spec.clone().unwrap_or_default(),
+    );
     if spec.restart_policy != base_spec.restart_policy {
         return Err(violation(
             "/spec/restartPolicy",
-            format!("must stay \"Never\" (one run per task), found {:?}", spec.restart_policy),
+            format!(
+                "must stay \"Never\" (one run per task), found {:?}",
+                spec.restart_policy
+            ),
         ));
     }
     let task_container = |containers: &[Container]| {
@@ -116,7 +132,11 @@ pub fn check(pod: &Pod, expected: &Expected<'_>) -> Result<(), Violation> {
     }
     if !expected.secrets.is_empty() {
         let text = serde_json::to_string(pod).unwrap_or_default();
-        if expected.secrets.iter().any(|s| !s.is_empty() && text.contains(s)) {
+        if expected
+            .secrets
+            .iter()
+            .any(|s| s.len() >= MIN_SECRET_LEN && text.contains(s))
+        {
             return Err(violation(
                 "/",
                 "the pod carries a ClearML credential value; credentials may only be referenced through the \

@@ -13,7 +13,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::Notify;
 
 use crate::config::Credentials;
-use crate::render::{Identity, LABEL_INSTANCE, LABEL_QUEUE_ID, LABEL_TASK_ID, SECRET_ACCESS_KEY, SECRET_SECRET_KEY};
+use crate::render::{
+    Identity, LABEL_INSTANCE, LABEL_QUEUE_ID, LABEL_TASK_ID, SECRET_ACCESS_KEY, SECRET_SECRET_KEY,
+};
 
 /// Field manager for the agent's server-side applies.
 const FIELD_MANAGER: &str = "clearml-k8s-agent";
@@ -76,8 +78,10 @@ impl KubeError {
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     secrets
         .iter()
-        .filter(|s| s.len() >= 4)
-        .fold(text.to_string(), |acc, secret| acc.replace(secret, "<redacted>"))
+        .filter(|s| s.len() >= crate::guard::MIN_SECRET_LEN)
+        .fold(text.to_string(), |acc, secret| {
+            acc.replace(secret, "<redacted>")
+        })
 }
 
 /// Create or update the Secret task pods read their ClearML credentials from (server-side apply, so a restart or a
@@ -92,12 +96,21 @@ pub async fn ensure_credentials_secret(
         metadata: ObjectMeta {
             name: Some(identity.credentials_secret.clone()),
             namespace: Some(identity.namespace.clone()),
-            labels: Some(BTreeMap::from([(LABEL_INSTANCE.to_string(), identity.instance.clone())])),
+            labels: Some(BTreeMap::from([(
+                LABEL_INSTANCE.to_string(),
+                identity.instance.clone(),
+            )])),
             ..ObjectMeta::default()
         },
         string_data: Some(BTreeMap::from([
-            (SECRET_ACCESS_KEY.to_string(), credentials.access_key.expose().to_string()),
-            (SECRET_SECRET_KEY.to_string(), credentials.secret_key.expose().to_string()),
+            (
+                SECRET_ACCESS_KEY.to_string(),
+                credentials.access_key.expose().to_string(),
+            ),
+            (
+                SECRET_SECRET_KEY.to_string(),
+                credentials.secret_key.expose().to_string(),
+            ),
         ])),
         type_: Some("Opaque".to_string()),
         ..Secret::default()
@@ -131,21 +144,28 @@ pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<C
     match api.create(&PostParams::default(), pod).await {
         Ok(_) => Ok(Created::New),
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let existing = api.get_opt(&name).await.map_err(|e| transient(&name, &e, secrets))?;
-            let labels = existing
-                .and_then(|p| p.metadata.labels)
-                .unwrap_or_default();
-            let want = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_TASK_ID));
+            let existing = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| transient(&name, &e, secrets))?;
+            let labels = existing.and_then(|p| p.metadata.labels).unwrap_or_default();
+            let want = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_TASK_ID));
             if want.is_some() && labels.get(LABEL_TASK_ID) == want {
                 Ok(Created::Adopted)
             } else {
                 Err(KubeError::Conflict { pod: name, labels })
             }
         }
-        Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => Err(KubeError::Transient {
-            pod: name,
-            message: redact(&status.message, secrets),
-        }),
+        Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {
+            Err(KubeError::Transient {
+                pod: name,
+                message: redact(&status.message, secrets),
+            })
+        }
         Err(kube::Error::Api(status)) => Err(KubeError::Refused {
             pod: name,
             message: redact(&status.message, secrets),
@@ -186,6 +206,8 @@ pub struct PodTracker {
     /// Task id → queue id, for submissions between the pop and the pod reaching the cache.
     reserved: Arc<Mutex<HashMap<String, String>>>,
     changed: Arc<Notify>,
+    /// Tasks whose submission is under way: the lifecycle leaves their pods alone until it ends.
+    submitting: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for PodTracker {
@@ -200,7 +222,10 @@ impl PodTracker {
     pub fn watch(
         api: Api<Pod>,
         instance: &str,
-    ) -> (Self, impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static) {
+    ) -> (
+        Self,
+        impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
+    ) {
         let (store, writer) = reflector::store();
         let config = watcher::Config::default().labels(&format!("{LABEL_INSTANCE}={instance}"));
         let changed = Arc::new(Notify::new());
@@ -215,6 +240,7 @@ impl PodTracker {
                 store,
                 reserved: Arc::default(),
                 changed,
+                submitting: Arc::default(),
             },
             stream,
         )
@@ -245,6 +271,24 @@ impl PodTracker {
         }
     }
 
+    /// Mark `task_id`'s submission as under way (`true`) or over (`false`).
+    pub fn set_submitting(&self, task_id: &str, submitting: bool) {
+        if let Ok(mut set) = self.submitting.lock() {
+            if submitting {
+                set.insert(task_id.to_string());
+            } else {
+                set.remove(task_id);
+            }
+        }
+    }
+
+    /// Whether `task_id`'s submission is under way.
+    pub fn is_submitting(&self, task_id: &str) -> bool {
+        self.submitting
+            .lock()
+            .is_ok_and(|set| set.contains(task_id))
+    }
+
     /// Give back the slot of a submission that did not produce a pod.
     pub fn release(&self, task_id: &str) {
         if let Ok(mut reserved) = self.reserved.lock() {
@@ -266,7 +310,12 @@ impl PodTracker {
         let mut counts = Counts::default();
         for pod in pods.iter().filter(|p| is_active(p)) {
             counts.total += 1;
-            if let Some(queue) = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_QUEUE_ID)) {
+            if let Some(queue) = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_QUEUE_ID))
+            {
                 *counts.per_queue.entry(queue.clone()).or_default() += 1;
             }
         }
@@ -278,6 +327,52 @@ impl PodTracker {
             }
         }
         counts
+    }
+}
+
+/// Record a Kubernetes Event on `pod` (best effort: an Event that cannot be written is only logged), so
+/// `kubectl describe pod` shows why the agent acted.
+pub async fn pod_event(shared: &crate::run::Shared, pod: &Pod, reason: &str, message: &str) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| shared.identity.namespace.clone());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}.")),
+            namespace: Some(namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectReference::default()
+        },
+        reason: Some(reason.to_string()),
+        message: Some(redact(message, &shared.secret_values())),
+        type_: Some("Warning".into()),
+        source: Some(EventSource {
+            component: Some(FIELD_MANAGER.into()),
+            ..EventSource::default()
+        }),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        reporting_component: Some(FIELD_MANAGER.into()),
+        reporting_instance: Some(shared.identity.instance.clone()),
+        ..Event::default()
+    };
+    let api: Api<Event> = Api::namespaced(shared.pods.clone().into_client(), &namespace);
+    if let Err(err) = api.create(&PostParams::default(), &event).await {
+        tracing::debug!(pod = %name, error = %err, "cannot record an event on the pod");
     }
 }
 
@@ -296,9 +391,13 @@ mod tests {
 
     #[test]
     fn redaction_replaces_every_secret() {
-        let text = "pod env CLEARML_API_SECRET_KEY=s3cr3t-value and again s3cr3t-value, key AKEY1234";
-        let out = redact(text, &["s3cr3t-value", "AKEY1234", ""]);
-        assert_eq!(out, "pod env CLEARML_API_SECRET_KEY=<redacted> and again <redacted>, key <redacted>");
+        let text =
+            "pod env CLEARML_API_SECRET_KEY=s3cr3t-value and again s3cr3t-value, key AKEY1234";
+        let out = redact(text, &["s3cr3t-value", "AKEY1234", "", "ab"]);
+        assert_eq!(
+            out,
+            "pod env CLEARML_API_SECRET_KEY=<redacted> and again <redacted>, key <redacted>"
+        );
     }
 
     #[test]

@@ -11,14 +11,19 @@
 //! - [`kube`]: the credentials Secret, idempotent pod creation, the pod watch and capacity counts.
 //! - [`startup`]: queue resolution, the pending queue, worker registration.
 //! - [`policies`]: each queue's chain, loaded and validated at start-up.
+//! - [`lifecycle`] (pure) and [`follow`] (its loop): pod states → task status, messages, cleanup, aborts.
+//! - [`recover`]: start-up recovery of submissions a crash interrupted.
 //! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
 
 pub mod config;
 pub mod dispatch;
+pub mod follow;
 pub mod guard;
 pub mod kube;
+pub mod lifecycle;
 pub mod metrics;
 pub mod policies;
+pub mod recover;
 pub mod render;
 pub mod run;
 pub mod startup;

@@ -22,7 +22,14 @@ pub const FATAL_WAITING: &[&str] = &[
 
 /// Pod failure reasons of a pod removed by the cluster rather than ended by its task: the task goes back to its
 /// queue instead of failing.
-pub const EVICTION_REASONS: &[&str] = &["Evicted", "Preempted", "Preempting", "Shutdown", "NodeShutdown", "Terminated"];
+pub const EVICTION_REASONS: &[&str] = &[
+    "Evicted",
+    "Preempted",
+    "Preempting",
+    "Shutdown",
+    "NodeShutdown",
+    "Terminated",
+];
 
 /// The part of a task the lifecycle needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +43,10 @@ pub struct TaskView {
 impl TaskView {
     /// Queued or in progress: the agent still answers for it.
     pub fn is_live(&self) -> bool {
-        matches!(self.status, Some(TaskStatus::Queued | TaskStatus::InProgress))
+        matches!(
+            self.status,
+            Some(TaskStatus::Queued | TaskStatus::InProgress)
+        )
     }
 
     /// Aborted in ClearML: stopped, or in progress and asked to stop.
@@ -63,8 +73,11 @@ pub struct Memory {
 pub struct Settings {
     /// Delete finished pods this long after they finished (`completedPodDeletionDelayMinutes`).
     pub deletion_delay: Duration,
-    /// Put a task whose pod was evicted or preempted back at the front of its queue (otherwise abort it).
+    /// Put a task whose pod was evicted or preempted back at the front of its queue (otherwise fail it).
     pub requeue_evicted: bool,
+    /// After a container exits by itself, how long the in-pod agent gets to report the task's end before the agent
+    /// concludes it never will.
+    pub report_grace: Duration,
 }
 
 /// One thing to do about a pod and its task.
@@ -86,6 +99,8 @@ pub enum Action {
     },
     /// Delete the pod.
     DeletePod,
+    /// Mark an aborted task `stopped` (its pod is gone, so no in-pod agent will).
+    MarkStopped,
 }
 
 /// How long ago the pod finished, if it did.
@@ -97,11 +112,16 @@ fn finished_for(pod: &Pod, now: k8s_openapi::jiff::Timestamp) -> Option<Duration
         .map(|t| t.0)
         .max()?;
     let elapsed = now.duration_since(finished);
-    Some(Duration::from_secs(u64::try_from(elapsed.as_secs()).unwrap_or(0)))
+    Some(Duration::from_secs(
+        u64::try_from(elapsed.as_secs()).unwrap_or(0),
+    ))
 }
 
 fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
 }
 
 /// The task container's status (or the first container's).
@@ -116,9 +136,27 @@ fn task_status(pod: &Pod) -> Option<&ContainerStatus> {
 fn image(pod: &Pod) -> String {
     pod.spec
         .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == pod_template::TASK_CONTAINER_NAME))
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == pod_template::TASK_CONTAINER_NAME)
+        })
         .and_then(|c| c.image.clone())
         .unwrap_or_default()
+}
+
+/// The task container exited by itself (not OOM-killed or evicted) moments ago: the in-pod agent may still be
+/// reporting the task's end.
+fn awaiting_report(pod: &Pod, settings: Settings, now: k8s_openapi::jiff::Timestamp) -> bool {
+    let reason =
+        task_status(pod).and_then(|s| s.state.as_ref()?.terminated.as_ref()?.reason.clone());
+    let killed = reason.as_deref() == Some("OOMKilled")
+        || pod
+            .status
+            .as_ref()
+            .and_then(|s| s.reason.as_deref())
+            .is_some_and(|r| EVICTION_REASONS.contains(&r));
+    !killed && finished_for(pod, now).is_some_and(|f| f < settings.report_grace)
 }
 
 /// Why a pending pod is pending, in words for the ML user, if Kubernetes said.
@@ -130,7 +168,10 @@ pub fn pending_reason(pod: &Pod) -> Option<String> {
         .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")
     {
-        let reason = condition.reason.clone().unwrap_or_else(|| "Unschedulable".into());
+        let reason = condition
+            .reason
+            .clone()
+            .unwrap_or_else(|| "Unschedulable".into());
         return Some(match &condition.message {
             Some(message) => format!("{reason}: {message}"),
             None => reason,
@@ -150,9 +191,13 @@ pub fn failure(pod: &Pod) -> (String, String) {
     if let Some(terminated) = task_status(pod).and_then(|s| s.state.as_ref()?.terminated.as_ref()) {
         let reason = terminated.reason.clone().unwrap_or_else(|| "Error".into());
         let mut message = if reason == "OOMKilled" {
-            "the task container was killed for using more memory than its limit (OOMKilled)".to_string()
+            "the task container was killed for using more memory than its limit (OOMKilled)"
+                .to_string()
         } else {
-            format!("the task container exited with code {} ({reason})", terminated.exit_code)
+            format!(
+                "the task container exited with code {} ({reason})",
+                terminated.exit_code
+            )
         };
         if let Some(detail) = terminated.message.as_deref().filter(|m| !m.is_empty()) {
             message.push_str(": ");
@@ -160,10 +205,13 @@ pub fn failure(pod: &Pod) -> (String, String) {
         }
         return (reason, message);
     }
-    let reason = status.and_then(|s| s.reason.clone()).unwrap_or_else(|| "Failed".into());
-    let message = status
-        .and_then(|s| s.message.clone())
-        .map_or_else(|| format!("the pod failed ({reason})"), |m| format!("the pod failed ({reason}): {m}"));
+    let reason = status
+        .and_then(|s| s.reason.clone())
+        .unwrap_or_else(|| "Failed".into());
+    let message = status.and_then(|s| s.message.clone()).map_or_else(
+        || format!("the pod failed ({reason})"),
+        |m| format!("the pod failed ({reason}): {m}"),
+    );
     (reason, message)
 }
 
@@ -180,13 +228,19 @@ pub fn decide(
     let live = task.is_some_and(TaskView::is_live) && !memory.settled;
     let mut actions = Vec::new();
 
-    if task.is_some_and(TaskView::is_aborted) && !deleting && !matches!(phase(pod), "Succeeded" | "Failed") {
+    if task.is_some_and(TaskView::is_aborted)
+        && !deleting
+        && !matches!(phase(pod), "Succeeded" | "Failed")
+    {
         return vec![Action::DeletePod];
     }
     match phase(pod) {
         "Pending" if !deleting => {
             if let Some(waiting) = task_status(pod).and_then(|s| s.state.as_ref()?.waiting.as_ref())
-                && let Some(reason) = waiting.reason.as_deref().filter(|r| FATAL_WAITING.contains(r))
+                && let Some(reason) = waiting
+                    .reason
+                    .as_deref()
+                    .filter(|r| FATAL_WAITING.contains(r))
             {
                 if live {
                     let detail = waiting.message.clone().filter(|m| !m.is_empty());
@@ -202,15 +256,14 @@ pub fn decide(
                 actions.push(Action::DeletePod);
                 return actions;
             }
-            if live
-                && let Some(reason) = pending_reason(pod)
-            {
+            if live && let Some(reason) = pending_reason(pod) {
                 let message = format!("pod {name} pending: {reason}");
                 if memory.last_message.as_deref() != Some(message.as_str()) {
                     actions.push(Action::Message(message));
                 }
             }
         }
+        "Failed" | "Succeeded" if live && awaiting_report(pod, settings, now) => {}
         "Failed" => {
             let evicted = pod
                 .status
@@ -257,7 +310,9 @@ pub fn decide(
 pub fn vanished(pod_name: &str) -> Action {
     Action::Fail {
         reason: "PodDeleted".into(),
-        message: format!("pod {pod_name} was deleted before the task finished (deleted by hand, or its node was lost)"),
+        message: format!(
+            "pod {pod_name} was deleted before the task finished (deleted by hand, or its node was lost)"
+        ),
     }
 }
 

@@ -97,23 +97,44 @@ impl Metrics {
         let tasks_popped = Family::<QueueLabels, Counter>::default();
         let tasks_submitted = Family::<QueueLabels, Counter>::default();
         let tasks_failed = Family::<FailureLabels, Counter>::default();
-        let policy_seconds =
-            Family::<PolicyLabels, Histogram>::new_with_constructor(policy_histogram as fn() -> Histogram);
+        let policy_seconds = Family::<PolicyLabels, Histogram>::new_with_constructor(
+            policy_histogram as fn() -> Histogram,
+        );
         let pods = Family::<PhaseLabels, Gauge>::default();
         let clearml_errors = Family::<ErrorLabels, Counter>::default();
         let kube_errors = Family::<ErrorLabels, Counter>::default();
         let leader = Gauge::default();
-        registry.register("tasks_popped", "Tasks popped from a ClearML queue", tasks_popped.clone());
-        registry.register("tasks_submitted", "Task pods created or adopted", tasks_submitted.clone());
-        registry.register("tasks_failed", "Tasks the agent failed, by reason", tasks_failed.clone());
+        registry.register(
+            "tasks_popped",
+            "Tasks popped from a ClearML queue",
+            tasks_popped.clone(),
+        );
+        registry.register(
+            "tasks_submitted",
+            "Task pods created or adopted",
+            tasks_submitted.clone(),
+        );
+        registry.register(
+            "tasks_failed",
+            "Tasks the agent failed, by reason",
+            tasks_failed.clone(),
+        );
         registry.register(
             "policy_evaluation_seconds",
             "Time one policy evaluation took",
             policy_seconds.clone(),
         );
         registry.register("pods", "The agent's task pods by phase", pods.clone());
-        registry.register("clearml_api_errors", "Failed ClearML API calls by endpoint", clearml_errors.clone());
-        registry.register("kube_api_errors", "Failed Kubernetes API calls by kind", kube_errors.clone());
+        registry.register(
+            "clearml_api_errors",
+            "Failed ClearML API calls by endpoint",
+            clearml_errors.clone(),
+        );
+        registry.register(
+            "kube_api_errors",
+            "Failed Kubernetes API calls by kind",
+            kube_errors.clone(),
+        );
         registry.register("leader", "1 while this replica dispatches", leader.clone());
         Self {
             registry,
@@ -198,7 +219,10 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 
 async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics.encode(),
     )
 }
@@ -222,7 +246,10 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let app = router(metrics);
     let task = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%err, "metrics server stopped");
         }
     });
@@ -239,7 +266,10 @@ mod tests {
         Metrics::per_queue(&metrics.tasks_popped, "red");
         metrics.failed("red", "rejected");
         let text = metrics.encode();
-        assert!(text.contains("clearml_agent_tasks_popped_total{queue=\"red\"} 1"), "{text}");
+        assert!(
+            text.contains("clearml_agent_tasks_popped_total{queue=\"red\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("clearml_agent_tasks_failed_total{queue=\"red\",reason=\"rejected\"} 1"),
             "{text}"

@@ -39,7 +39,7 @@ pub enum PolicySetError {
         plugin: String,
         /// What the runtime said.
         #[source]
-        source: LoadError,
+        source: Box<LoadError>,
     },
     /// A plugin refused its configuration for a queue.
     #[error("agentk8sglue.queues.{queue}: plugin {plugin:?} refused its config: {source}")]
@@ -50,7 +50,7 @@ pub enum PolicySetError {
         plugin: String,
         /// What `validate-config` returned.
         #[source]
-        source: EvalError,
+        source: Box<EvalError>,
     },
 }
 
@@ -70,7 +70,7 @@ impl PolicySet {
             }
             let load_error = |source| PolicySetError::Load {
                 plugin: name.to_string(),
-                source,
+                source: Box::new(source),
             };
             let policy = match config.plugins.get(name) {
                 Some(source) => {
@@ -87,11 +87,13 @@ impl PolicySet {
                         .map_err(load_error)?
                 }
                 None => {
-                    let bytes = default_plugins::get(name).ok_or_else(|| PolicySetError::UnknownPlugin {
-                        queue: String::new(),
-                        index: 0,
-                        plugin: name.to_string(),
-                        known: known_plugins(config),
+                    let bytes = default_plugins::get(name).ok_or_else(|| {
+                        PolicySetError::UnknownPlugin {
+                            queue: String::new(),
+                            index: 0,
+                            plugin: name.to_string(),
+                            known: known_plugins(config),
+                        }
                     })?;
                     engine
                         .load(name, bytes, None, Limits::default())
@@ -110,12 +112,14 @@ impl PolicySet {
             }];
             for (index, binding) in queue.policies.iter().enumerate() {
                 let policy = load(&binding.plugin).map_err(|e| match e {
-                    PolicySetError::UnknownPlugin { plugin, known, .. } => PolicySetError::UnknownPlugin {
-                        queue: queue.name.clone(),
-                        index,
-                        plugin,
-                        known,
-                    },
+                    PolicySetError::UnknownPlugin { plugin, known, .. } => {
+                        PolicySetError::UnknownPlugin {
+                            queue: queue.name.clone(),
+                            index,
+                            plugin,
+                            known,
+                        }
+                    }
                     other => other,
                 })?;
                 steps.push(ChainStep {
@@ -129,7 +133,7 @@ impl PolicySet {
                 .map_err(|source| PolicySetError::Config {
                     queue: queue.name.clone(),
                     plugin: source.policy.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             chains.insert(queue.name.clone(), Arc::new(chain));
         }

@@ -85,7 +85,11 @@ pub fn label_value(raw: &str) -> String {
 
 /// The image for a task: the task's `container.image`, else the queue's `defaultImage`, else
 /// `defaultContainerImage`.
-pub fn image_for<'a>(config: &'a AgentConfig, queue: &'a QueueConfig, task: &'a TaskContext) -> &'a str {
+pub fn image_for<'a>(
+    config: &'a AgentConfig,
+    queue: &'a QueueConfig,
+    task: &'a TaskContext,
+) -> &'a str {
     task.image
         .as_deref()
         .filter(|i| !i.trim().is_empty())

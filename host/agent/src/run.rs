@@ -43,6 +43,21 @@ pub struct RunOptions {
     pub credentials_secret: String,
     /// Submissions in flight at once.
     pub max_in_flight: usize,
+    /// Tests only: stop every submission dead at this step (see [`Failpoint`]).
+    pub failpoint: Option<(Failpoint, Arc<tokio::sync::Notify>)>,
+}
+
+/// A step of a submission where a test can stop the agent, to prove that a kill there loses nothing. A submission
+/// reaching it signals the `Notify` and never goes on; the test then kills the agent (in-process: aborts its task;
+/// the binary's hidden `--failpoint` aborts the process) and starts a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// The task was popped; nothing else happened.
+    AfterPop,
+    /// The task is in the pending queue; no pod yet.
+    AfterHandoff,
+    /// The pod was created.
+    AfterCreate,
 }
 
 /// The agent could not start or stopped on an error.
@@ -109,9 +124,22 @@ pub struct Shared {
     pub engine: PolicyEngine,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// See [`RunOptions::failpoint`].
+    pub failpoint: Option<(Failpoint, Arc<tokio::sync::Notify>)>,
 }
 
 impl Shared {
+    /// Stop here forever if a test asked to (see [`Failpoint`]).
+    pub async fn failpoint(&self, at: Failpoint) {
+        if let Some((point, reached)) = &self.failpoint
+            && *point == at
+        {
+            tracing::warn!(failpoint = ?at, "failpoint reached: this submission stops here");
+            reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// What [`submit::render_task`] needs.
     pub fn render_context(&self) -> submit::RenderContext<'_> {
         submit::RenderContext {
@@ -156,7 +184,11 @@ impl Prepared {
         Self::build(config, None, false)
     }
 
-    fn build(config: AgentConfig, cache_dir: Option<PathBuf>, with_policies: bool) -> Result<Self, RunError> {
+    fn build(
+        config: AgentConfig,
+        cache_dir: Option<PathBuf>,
+        with_policies: bool,
+    ) -> Result<Self, RunError> {
         let engine = PolicyEngine::new(EngineConfig {
             cache_dir,
             ..EngineConfig::default()
@@ -209,7 +241,9 @@ pub async fn run(
             source,
         })?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-    tokio::spawn(async move {
+    let mut tasks = Tasks::default();
+    tasks.0.push(server);
+    tasks.spawn(async move {
         shutdown.await;
         tracing::info!("shutdown requested: no more pops; finishing submissions in flight");
         let _ = stop_tx.send(true);
@@ -225,7 +259,9 @@ pub async fn run(
     let enterprise = claims.feature_set.as_deref().is_some_and(|f| f != "basic");
     tracing::info!(api = %config.api_server_url, feature_set = ?claims.feature_set, "logged in to ClearML");
     let queues = startup::resolve_queues(&clearml, &config).await?;
-    let pending_queue_id = startup::ensure_pending_queue(&clearml).await.map_err(StartupError::from)?;
+    let pending_queue_id = startup::ensure_pending_queue(&clearml)
+        .await
+        .map_err(StartupError::from)?;
     startup::register_worker(&clearml, identity.worker_id(), &queues)
         .await
         .map_err(StartupError::from)?;
@@ -234,7 +270,7 @@ pub async fn run(
     let pods: Api<Pod> = Api::namespaced(kube_client, &identity.namespace);
     let (tracker, watch) = PodTracker::watch(pods.clone(), &identity.instance);
     let watch_metrics = metrics.clone();
-    let watch_task = tokio::spawn(async move {
+    tasks.spawn(async move {
         futures::pin_mut!(watch);
         while let Some(event) = watch.next().await {
             if let Err(err) = event {
@@ -258,8 +294,19 @@ pub async fn run(
         policies,
         engine,
         metrics: metrics.clone(),
+        failpoint: options.failpoint.clone(),
     });
-    let reporter = tokio::spawn(report_status(shared.clone(), enterprise, stop_rx.clone()));
+    crate::recover::recover(&shared).await;
+    tasks.spawn(crate::follow::follow(
+        shared.clone(),
+        crate::lifecycle::Settings {
+            deletion_delay: shared.config.completed_pod_deletion_delay,
+            requeue_evicted: true,
+            report_grace: Duration::from_secs(10),
+        },
+        stop_rx.clone(),
+    ));
+    tasks.spawn(report_status(shared.clone(), enterprise, stop_rx.clone()));
     metrics.leader.set(1);
     metrics.set_ready(true);
     tracing::info!(
@@ -271,14 +318,34 @@ pub async fn run(
     dispatch_loop(shared.clone(), options.max_in_flight, stop_rx).await;
 
     metrics.set_ready(false);
-    reporter.abort();
-    watch_task.abort();
-    if let Err(err) = shared.clearml.workers_unregister(shared.identity.worker_id()).await {
+    drop(tasks);
+    if let Err(err) = shared
+        .clearml
+        .workers_unregister(shared.identity.worker_id())
+        .await
+    {
         tracing::warn!(error = %err, "cannot unregister the worker");
     }
-    let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Background tasks of one `run`, aborted when it ends or is dropped: a killed agent leaves nothing running.
+#[derive(Default)]
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(task));
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// How many tasks wait in each monitored queue, in one request.
@@ -305,11 +372,18 @@ async fn waiting_counts(shared: &Shared, cap: u32) -> Result<Vec<u32>, clearml_a
         .collect())
 }
 
-async fn dispatch_loop(shared: Arc<Shared>, max_in_flight: usize, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn dispatch_loop(
+    shared: Arc<Shared>,
+    max_in_flight: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let mut submissions = JoinSet::new();
     let mut cursor = 0;
-    let poll = shared.config.queue_poll_frequency.max(Duration::from_millis(50));
+    let poll = shared
+        .config
+        .queue_poll_frequency
+        .max(Duration::from_millis(50));
     let batch_cap = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
     while !*stop.borrow() {
         // Reap finished submissions so the set does not grow.
@@ -360,7 +434,10 @@ async fn dispatch_loop(shared: Arc<Shared>, max_in_flight: usize, mut stop: toki
             match result {
                 Ok(Some(next)) => {
                     popped += 1;
-                    crate::metrics::Metrics::per_queue(&shared.metrics.tasks_popped, &queue.config.name);
+                    crate::metrics::Metrics::per_queue(
+                        &shared.metrics.tasks_popped,
+                        &queue.config.name,
+                    );
                     shared.tracker.reserve(&next.entry.task, &queue.id);
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         break;
@@ -387,7 +464,11 @@ async fn dispatch_loop(shared: Arc<Shared>, max_in_flight: usize, mut stop: toki
 }
 
 /// Sleep for the poll interval, or until a pod frees capacity (when `capacity` is given), or shutdown.
-async fn wait(stop: &mut tokio::sync::watch::Receiver<bool>, poll: Duration, capacity: Option<&PodTracker>) {
+async fn wait(
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    poll: Duration,
+    capacity: Option<&PodTracker>,
+) {
     let capacity_changed = async {
         match capacity {
             Some(tracker) => tracker.changed().await,
@@ -408,9 +489,16 @@ fn now_millis() -> i64 {
 }
 
 /// `workers.status_report` every `statusReportFrequencySeconds`, and the enterprise GPU report where it is served.
-async fn report_status(shared: Arc<Shared>, enterprise: bool, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn report_status(
+    shared: Arc<Shared>,
+    enterprise: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut cluster_report = enterprise && shared.config.dashboard_report_max_gpu.is_some();
-    let every = shared.config.status_report_frequency.max(Duration::from_secs(1));
+    let every = shared
+        .config
+        .status_report_frequency
+        .max(Duration::from_secs(1));
     loop {
         let report = StatusReport {
             worker: shared.identity.worker_id().to_string(),
@@ -425,12 +513,14 @@ async fn report_status(shared: Arc<Shared>, enterprise: bool, mut stop: tokio::s
         if cluster_report {
             let report = ClusterReport {
                 max_gpus: shared.config.dashboard_report_max_gpu,
-                ..ClusterReport::default()
+                ..ClusterReport::new(shared.identity.worker_id(), now_millis())
             };
             match shared.clearml.workers_cluster_report(&report).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::info!("the server has no enterprise cluster report; dashboardReportMaxGpu is not reported");
+                    tracing::info!(
+                        "the server has no enterprise cluster report; dashboardReportMaxGpu is not reported"
+                    );
                     cluster_report = false;
                 }
                 Err(err) => tracing::warn!(error = %err, "cluster report failed"),

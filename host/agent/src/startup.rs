@@ -72,7 +72,10 @@ pub async fn find_queue(client: &Client, name: &str) -> Result<Option<String>, c
 }
 
 /// Resolve every monitored queue, creating the missing ones when the config allows it.
-pub async fn resolve_queues(client: &Client, config: &AgentConfig) -> Result<Vec<ResolvedQueue>, StartupError> {
+pub async fn resolve_queues(
+    client: &Client,
+    config: &AgentConfig,
+) -> Result<Vec<ResolvedQueue>, StartupError> {
     let mut resolved = Vec::with_capacity(config.queues.len());
     for queue in &config.queues {
         let id = if looks_like_id(&queue.name) {

@@ -23,7 +23,7 @@ use crate::kube::{Created, KubeError, create_pod};
 use crate::metrics::Metrics;
 use crate::policies::{PolicySet, provenance};
 use crate::render::{self, ANNOTATION_POLICIES, Identity};
-use crate::run::Shared;
+use crate::run::{Failpoint, Shared};
 use crate::startup::ResolvedQueue;
 
 /// `status_reason` the agent writes when it fails a task.
@@ -147,7 +147,13 @@ pub async fn render_task(
     queue: &ResolvedQueue,
     task: TaskContext,
 ) -> Result<Rendered, RenderFailure> {
-    let base = render::base_pod(context.config, &queue.config, &queue.id, &task, context.identity)?;
+    let base = render::base_pod(
+        context.config,
+        &queue.config,
+        &queue.id,
+        &task,
+        context.identity,
+    )?;
     let chain = context
         .policies
         .chain(&queue.config.name)
@@ -216,7 +222,10 @@ pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask) {
         pod = %render::pod_name(&task_id)
     );
     async {
-        if let Err(failure) = submit_inner(&shared, &queue, &next).await {
+        shared.tracker.set_submitting(&task_id, true);
+        let outcome = submit_inner(&shared, &queue, &next).await;
+        shared.tracker.set_submitting(&task_id, false);
+        if let Err(failure) = outcome {
             // No pod will come for this reservation.
             shared.tracker.release(&task_id);
             tracing::warn!(error = %failure, "task not launched");
@@ -235,40 +244,107 @@ enum SubmitError {
     Requeued(String),
 }
 
-async fn submit_inner(shared: &Shared, queue: &ResolvedQueue, next: &NextTask) -> Result<(), SubmitError> {
+async fn submit_inner(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    next: &NextTask,
+) -> Result<(), SubmitError> {
     let task_id = &next.entry.task;
     let task = match fetch_task(shared, task_id).await {
         Ok(task) => task,
         Err(err) => {
             shared.metrics.clearml_error(err.endpoint());
-            return requeue(shared, queue, task_id, &format!("cannot read the task: {err}")).await;
+            return requeue(
+                shared,
+                queue,
+                task_id,
+                &format!("cannot read the task: {err}"),
+            )
+            .await;
         }
     };
+    shared.failpoint(Failpoint::AfterPop).await;
     let user = next.task_info.as_ref().and_then(|i| i.user.clone());
-    let rendered = match render_task(shared.render_context(), queue, task_context(&task, queue, user)).await {
+    let rendered = match render_task(
+        shared.render_context(),
+        queue,
+        task_context(&task, queue, user),
+    )
+    .await
+    {
         Ok(rendered) => {
             record_policy_times(&shared.metrics, &rendered.outcome);
             rendered
         }
         Err(failure) => {
             let message = failure.to_string();
-            fail_task(shared, &queue.config.name, task_id, failure.metric_label(), &message, false).await;
+            fail_task(
+                shared,
+                &queue.config.name,
+                task_id,
+                failure.metric_label(),
+                &message,
+                false,
+            )
+            .await;
             return Err(SubmitError::Failed(message));
         }
     };
 
-    // Hand over to the pending queue first (see the module docs).
+    // Hand over to the pending queue first (see the module docs). The popped task is still `queued`, and the
+    // server refuses queued → queued, so it is stopped (forced) first, exactly as the Python glue does.
+    let stop = StatusChange::new(task_id.clone()).force();
+    if let Err(err) = (|| shared.clearml.tasks_stop(&stop))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+    {
+        shared.metrics.clearml_error(err.endpoint());
+        return requeue(
+            shared,
+            queue,
+            task_id,
+            &format!("cannot hand it to the pending queue: {err}"),
+        )
+        .await;
+    }
     let handoff = Enqueue {
         task: task_id.clone(),
         queue: Some(shared.pending_queue_id.clone()),
         status_reason: Some("k8s pending scheduler".to_string()),
+        status_message: Some(crate::recover::pending_message(
+            &render::pod_name(task_id),
+            &queue.config.name,
+            &shared.identity.instance,
+        )),
         ..Enqueue::default()
     };
-    if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff)).retry(backoff()).when(|e| e.is_transient()).await {
+    if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+    {
         shared.metrics.clearml_error(err.endpoint());
-        return requeue(shared, queue, task_id, &format!("cannot hand it to the pending queue: {err}")).await;
+        return requeue(
+            shared,
+            queue,
+            task_id,
+            &format!("cannot hand it to the pending queue: {err}"),
+        )
+        .await;
     }
 
+    shared.failpoint(Failpoint::AfterHandoff).await;
+    create(shared, queue, task_id, &rendered).await
+}
+
+/// Create the pod of a handed-over task, and fail the task when the API server refuses it.
+async fn create(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    task_id: &str,
+    rendered: &Rendered,
+) -> Result<(), SubmitError> {
     let secrets = shared.secret_values();
     let created = (|| create_pod(&shared.pods, &rendered.pod, &secrets))
         .retry(backoff())
@@ -280,14 +356,27 @@ async fn submit_inner(shared: &Shared, queue: &ResolvedQueue, next: &NextTask) -
         .await;
     match created {
         Ok(how) => {
+            shared.failpoint(Failpoint::AfterCreate).await;
             Metrics::per_queue(&shared.metrics.tasks_submitted, &queue.config.name);
-            tracing::info!(adopted = (how == Created::Adopted), policies = rendered.outcome.steps.len(), "pod submitted");
+            tracing::info!(
+                adopted = (how == Created::Adopted),
+                policies = rendered.outcome.steps.len(),
+                "pod submitted"
+            );
             Ok(())
         }
         Err(err @ (KubeError::Refused { .. } | KubeError::Conflict { .. })) => {
             shared.metrics.kube_error(err.metric_label());
             let message = format!("queue {}: {err}", queue.config.name);
-            fail_task(shared, &queue.config.name, task_id, "pod_refused", &message, true).await;
+            fail_task(
+                shared,
+                &queue.config.name,
+                task_id,
+                "pod_refused",
+                &message,
+                true,
+            )
+            .await;
             Err(SubmitError::Failed(message))
         }
         Err(err) => {
@@ -296,6 +385,44 @@ async fn submit_inner(shared: &Shared, queue: &ResolvedQueue, next: &NextTask) -
             shared.metrics.kube_error(err.metric_label());
             requeue(shared, queue, task_id, &err.to_string()).await
         }
+    }
+}
+
+/// Submit a task recovery found in the pending queue without a pod: render and create only (it was handed over
+/// already).
+pub async fn resubmit(shared: Arc<Shared>, queue: ResolvedQueue, task_id: String) {
+    let outcome = async {
+        let task = fetch_task(&shared, &task_id)
+            .await
+            .map_err(|e| SubmitError::Failed(format!("cannot read the task: {e}")))?;
+        let rendered = match render_task(
+            shared.render_context(),
+            &queue,
+            task_context(&task, &queue, None),
+        )
+        .await
+        {
+            Ok(rendered) => rendered,
+            Err(failure) => {
+                let message = failure.to_string();
+                fail_task(
+                    &shared,
+                    &queue.config.name,
+                    &task_id,
+                    failure.metric_label(),
+                    &message,
+                    true,
+                )
+                .await;
+                return Err(SubmitError::Failed(message));
+            }
+        };
+        create(&shared, &queue, &task_id, &rendered).await
+    }
+    .await;
+    if let Err(err) = outcome {
+        shared.tracker.release(&task_id);
+        tracing::warn!(task_id = %task_id, error = %err, "recovered task not launched");
     }
 }
 
@@ -309,7 +436,12 @@ fn backoff() -> ExponentialBuilder {
 }
 
 /// Put a task back at the front of its queue (it keeps its position) after a transient failure.
-async fn requeue(shared: &Shared, queue: &ResolvedQueue, task_id: &str, why: &str) -> Result<(), SubmitError> {
+async fn requeue(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    task_id: &str,
+    why: &str,
+) -> Result<(), SubmitError> {
     let enqueue = Enqueue {
         task: task_id.to_string(),
         queue: Some(queue.id.clone()),
@@ -326,23 +458,39 @@ async fn requeue(shared: &Shared, queue: &ResolvedQueue, task_id: &str, why: &st
             )
             .await
     };
-    match back.retry(backoff()).when(|e: &clearml_api::Error| e.is_transient()).await {
+    match back
+        .retry(backoff())
+        .when(|e: &clearml_api::Error| e.is_transient())
+        .await
+    {
         Ok(_) => {
             tracing::warn!(reason = why, "task returned to the front of its queue");
             Err(SubmitError::Requeued(why.to_string()))
         }
         Err(err) => {
             tracing::error!(reason = why, error = %err, "cannot return the task to its queue; start-up recovery will find it");
-            Err(SubmitError::Requeued(format!("{why}; returning it failed too: {err}")))
+            Err(SubmitError::Requeued(format!(
+                "{why}; returning it failed too: {err}"
+            )))
         }
     }
 }
 
 /// Fail a task with `message` (what the ML user reads), taking it out of the pending queue if it was handed over.
-pub async fn fail_task(shared: &Shared, queue: &str, task_id: &str, reason: &str, message: &str, in_pending: bool) {
+pub async fn fail_task(
+    shared: &Shared,
+    queue: &str,
+    task_id: &str,
+    reason: &str,
+    message: &str,
+    in_pending: bool,
+) {
     shared.metrics.failed(queue, reason);
     if in_pending
-        && let Err(err) = shared.clearml.queues_remove_task(&shared.pending_queue_id, task_id).await
+        && let Err(err) = shared
+            .clearml
+            .queues_remove_task(&shared.pending_queue_id, task_id)
+            .await
     {
         tracing::debug!(error = %err, "task was not in the pending queue");
     }
@@ -350,7 +498,11 @@ pub async fn fail_task(shared: &Shared, queue: &str, task_id: &str, reason: &str
         .force()
         .reason(FAIL_REASON)
         .message(message);
-    if let Err(err) = (|| shared.clearml.tasks_failed(&change)).retry(backoff()).when(|e| e.is_transient()).await {
+    if let Err(err) = (|| shared.clearml.tasks_failed(&change))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+    {
         shared.metrics.clearml_error(err.endpoint());
         tracing::error!(error = %err, "cannot mark the task failed");
     } else {

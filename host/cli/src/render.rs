@@ -30,7 +30,11 @@ pub struct RenderArgs {
     #[arg(long, default_value = "default")]
     pub namespace: String,
     /// The agent's instance name (as `run --instance`).
-    #[arg(long, env = "CLEARML_K8S_AGENT_INSTANCE", default_value = "clearml-k8s-agent")]
+    #[arg(
+        long,
+        env = "CLEARML_K8S_AGENT_INSTANCE",
+        default_value = "clearml-k8s-agent"
+    )]
     pub instance: String,
     /// The credentials Secret's name (as `run --credentials-secret`). Default: `<instance>-credentials`.
     #[arg(long)]
@@ -42,12 +46,24 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         Ok(prepared) => prepared,
         Err(code) => return Ok(code),
     };
-    let Some(queue) = prepared.config.queues.iter().find(|q| q.name == args.queue).cloned() else {
+    let Some(queue) = prepared
+        .config
+        .queues
+        .iter()
+        .find(|q| q.name == args.queue)
+        .cloned()
+    else {
         eprintln!(
             "error: --queue {}: not a queue of {} (queues: {})",
             args.queue,
             args.config.display(),
-            prepared.config.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
+            prepared
+                .config
+                .queues
+                .iter()
+                .map(|q| q.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return Ok(ExitCode::from(crate::run::EXIT_CONFIG));
     };
@@ -70,19 +86,33 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
                 let queue_id = agent::startup::find_queue(&client, &queue.name)
                     .await?
                     .unwrap_or_else(|| queue.name.clone());
-                let resolved = ResolvedQueue { config: queue.clone(), id: queue_id };
+                let resolved = ResolvedQueue {
+                    config: queue.clone(),
+                    id: queue_id,
+                };
                 let fetched = client.tasks_get_by_id(task_id).await?;
                 let context = submit::task_context(&fetched, &resolved, None);
                 (resolved, context)
             }
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                let mut task: TaskContext =
-                    serde_yaml::from_str(&text).with_context(|| format!("{}: not a task file", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut task: TaskContext = serde_yaml::from_str(&text)
+                    .with_context(|| format!("{}: not a task file", path.display()))?;
                 task.queue_name = queue.name.clone();
-                let id = if task.queue_id.is_empty() { queue.name.clone() } else { task.queue_id.clone() };
+                let id = if task.queue_id.is_empty() {
+                    queue.name.clone()
+                } else {
+                    task.queue_id.clone()
+                };
                 task.queue_id = id.clone();
-                (ResolvedQueue { config: queue.clone(), id }, task)
+                (
+                    ResolvedQueue {
+                        config: queue.clone(),
+                        id,
+                    },
+                    task,
+                )
             }
             (None, None) => unreachable!("clap requires --task-id or --task"),
         };
@@ -95,7 +125,11 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         match submit::render_task(context, &resolved, task).await {
             Ok(rendered) => {
                 for (index, step) in rendered.outcome.steps.iter().enumerate() {
-                    let patch = rendered.outcome.patch(index).map(|p| serde_json::to_string(&p)).transpose()?;
+                    let patch = rendered
+                        .outcome
+                        .patch(index)
+                        .map(|p| serde_json::to_string(&p))
+                        .transpose()?;
                     eprintln!(
                         "# {} (sha256 {}, {:.3} ms): {}",
                         step.policy,

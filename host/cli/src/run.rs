@@ -28,7 +28,11 @@ pub struct RunArgs {
     pub metrics_addr: SocketAddr,
     /// This agent's name: its pods' `clearml-agent-instance` label and its ClearML worker id. Two agents in one
     /// namespace need different names; two replicas of one agent share it.
-    #[arg(long, env = "CLEARML_K8S_AGENT_INSTANCE", default_value = "clearml-k8s-agent")]
+    #[arg(
+        long,
+        env = "CLEARML_K8S_AGENT_INSTANCE",
+        default_value = "clearml-k8s-agent"
+    )]
     pub instance: String,
     /// The Secret task pods read the ClearML credentials from; the agent creates or updates it at start-up.
     /// Default: `<instance>-credentials`.
@@ -58,7 +62,9 @@ pub fn prepare(config: &std::path::Path) -> Result<Prepared, ExitCode> {
 }
 
 fn prepare_with(config: &std::path::Path, with_policies: bool) -> Result<Prepared, ExitCode> {
-    let config = match AgentConfig::load(config, &overrides_from_env()).and_then(|c| c.validate_for_run().map(|()| c)) {
+    let config = match AgentConfig::load(config, &overrides_from_env())
+        .and_then(|c| c.validate_for_run().map(|()| c))
+    {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: {err}");
@@ -90,9 +96,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let kube_config = kube::Config::infer().await.context("finding the Kubernetes cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-        let namespace = args.namespace.clone().unwrap_or_else(|| kube_config.default_namespace.clone());
-        let client = kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
+        let kube_config = kube::Config::infer()
+            .await
+            .context("finding the Kubernetes cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| kube_config.default_namespace.clone());
+        let client =
+            kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
         let options = RunOptions {
             namespace,
             metrics_addr: args.metrics_addr,
@@ -102,6 +114,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| format!("{}-credentials", args.instance)),
             instance: args.instance.clone(),
             max_in_flight: args.max_in_flight,
+            failpoint: None,
         };
         match agent::run::run(prepared, client, options, crate::signal::shutdown()).await {
             Ok(()) => Ok(ExitCode::SUCCESS),

@@ -6,12 +6,15 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+const ACCESS_KEY: &str = "CLI-TEST-ACCESS-KEY";
+const SECRET_KEY: &str = "cli-test-secret-key-4a1b";
+
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clearml-k8s-agent"));
     // Nothing may be reached: a closed port for ClearML, a kubeconfig pointing nowhere.
     cmd.env("CLEARML_API_HOST", "http://127.0.0.1:9")
-        .env("CLEARML_API_ACCESS_KEY", "K")
-        .env("CLEARML_API_SECRET_KEY", "S")
+        .env("CLEARML_API_ACCESS_KEY", ACCESS_KEY)
+        .env("CLEARML_API_SECRET_KEY", SECRET_KEY)
         .env_remove("RUST_LOG");
     cmd
 }
@@ -24,7 +27,11 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 
 fn output(cmd: &mut Command) -> (Output, String) {
     let out = cmd.output().expect("the binary runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out, text)
 }
 
@@ -43,11 +50,22 @@ agentk8sglue:
 fn a_misspelt_key_exits_64_naming_its_path_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
     let values = write(dir.path(), "values.yaml", RED_BLUE_GREEN_MISSPELT);
-    let (out, text) = output(bin().args(["run", "--config"]).arg(&values).args(["--metrics-addr", "127.0.0.1:0"]));
+    let (out, text) = output(
+        bin()
+            .args(["run", "--config"])
+            .arg(&values)
+            .args(["--metrics-addr", "127.0.0.1:0"]),
+    );
     assert_eq!(out.status.code(), Some(64), "{text}");
-    assert!(text.contains("agentk8sglue.queues.red.templateOverides"), "{text}");
+    assert!(
+        text.contains("agentk8sglue.queues.red.templateOverides"),
+        "{text}"
+    );
     assert!(text.contains("templateOverrides"), "did you mean: {text}");
-    assert!(!text.contains("127.0.0.1:9"), "no connection was attempted: {text}");
+    assert!(
+        !text.contains("127.0.0.1:9"),
+        "no connection was attempted: {text}"
+    );
 }
 
 #[test]
@@ -60,7 +78,10 @@ fn an_unknown_plugin_exits_64_naming_queue_and_plugin() {
     );
     let (out, text) = output(bin().args(["run", "--config"]).arg(&values));
     assert_eq!(out.status.code(), Some(64), "{text}");
-    assert!(text.contains("agentk8sglue.queues.gpu.policies[0].plugin"), "{text}");
+    assert!(
+        text.contains("agentk8sglue.queues.gpu.policies[0].plugin"),
+        "{text}"
+    );
     assert!(text.contains("gpu-sizng"), "{text}");
 }
 
@@ -71,7 +92,13 @@ fn bad_flags_and_missing_files_exit_64() {
     let (out, text) = output(bin().args(["run", "--config", "/nonexistent/values.yaml"]));
     assert_eq!(out.status.code(), Some(64), "{text}");
     assert!(text.contains("/nonexistent/values.yaml"), "{text}");
-    let (out, text) = output(bin().args(["run", "--config", "x.yaml", "--metrics-addr", "not-an-address"]));
+    let (out, text) = output(bin().args([
+        "run",
+        "--config",
+        "x.yaml",
+        "--metrics-addr",
+        "not-an-address",
+    ]));
     assert_eq!(out.status.code(), Some(64), "{text}");
 }
 
@@ -79,7 +106,12 @@ fn bad_flags_and_missing_files_exit_64() {
 fn help_exits_0() {
     let (out, text) = output(bin().args(["run", "--help"]));
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("--config") && text.contains("--namespace") && text.contains("--metrics-addr"), "{text}");
+    assert!(
+        text.contains("--config")
+            && text.contains("--namespace")
+            && text.contains("--metrics-addr"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -90,21 +122,39 @@ fn render_prints_the_pod_offline() {
         "values.yaml",
         "agentk8sglue:\n  basePodTemplate:\n    labels:\n      team: red\n  queues:\n    blue:\n      templateOverrides:\n        labels:\n          team: blue\n",
     );
-    let task = write(dir.path(), "task.yaml", "id: 0123456789abcdef0123456789abcdef\nname: t\nimage: python:3.12\n");
+    let task = write(
+        dir.path(),
+        "task.yaml",
+        "id: 0123456789abcdef0123456789abcdef\nname: t\nimage: python:3.12\n",
+    );
     let (out, text) = output(
-        bin().args(["render", "--config"]).arg(&values).args(["--queue", "blue", "--task"]).arg(&task),
+        bin()
+            .args(["render", "--config"])
+            .arg(&values)
+            .args(["--queue", "blue", "--task"])
+            .arg(&task),
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("name: clearml-id-0123456789abcdef0123456789abcdef"), "{stdout}");
+    assert!(
+        stdout.contains("name: clearml-id-0123456789abcdef0123456789abcdef"),
+        "{stdout}"
+    );
     assert!(stdout.contains("team: blue"), "{stdout}");
     assert!(stdout.contains("image: python:3.12"), "{stdout}");
-    assert!(!stdout.contains("\"S\"") && !stdout.contains(": S\n"), "no secret value: {stdout}");
+    assert!(
+        !stdout.contains(SECRET_KEY) && !stdout.contains(ACCESS_KEY),
+        "no credential value: {stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("# template-overrides"), "{stderr}");
 
     let (out, text) = output(
-        bin().args(["render", "--config"]).arg(&values).args(["--queue", "nope", "--task"]).arg(&task),
+        bin()
+            .args(["render", "--config"])
+            .arg(&values)
+            .args(["--queue", "nope", "--task"])
+            .arg(&task),
     );
     assert_eq!(out.status.code(), Some(64), "{text}");
     assert!(text.contains("nope") && text.contains("blue"), "{text}");

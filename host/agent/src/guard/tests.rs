@@ -4,6 +4,9 @@ use serde_json::json;
 use super::*;
 use crate::fixtures;
 
+/// One change a policy might make to the pod.
+type Change = Box<dyn Fn(&mut Pod)>;
+
 fn base() -> Pod {
     let pod = crate::render::base_pod(
         &fixtures::config(),
@@ -34,7 +37,11 @@ fn an_untouched_pod_passes() {
 fn policies_may_add_labels_resources_and_sidecars() {
     let base = base();
     let mut pod = base.clone();
-    pod.metadata.labels.as_mut().unwrap().insert("team".into(), "blue".into());
+    pod.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("team".into(), "blue".into());
     let spec = pod.spec.as_mut().unwrap();
     spec.node_selector = Some([("gpu".to_string(), "a100".to_string())].into());
     let mut sidecar = spec.containers[0].clone();
@@ -47,32 +54,57 @@ fn policies_may_add_labels_resources_and_sidecars() {
 #[test]
 fn each_owned_field_is_defended() {
     let base = base();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Pod)>)> = vec![
-        ("/metadata/name", Box::new(|p| p.metadata.name = Some("other".into()))),
-        ("/metadata/namespace", Box::new(|p| p.metadata.namespace = Some("kube-system".into()))),
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "/metadata/name",
+            Box::new(|p| p.metadata.name = Some("other".into())),
+        ),
+        (
+            "/metadata/namespace",
+            Box::new(|p| p.metadata.namespace = Some("kube-system".into())),
+        ),
         (
             "/metadata/labels/clearml-task-id",
             Box::new(|p| {
-                p.metadata.labels.as_mut().unwrap().remove("clearml-task-id");
+                p.metadata
+                    .labels
+                    .as_mut()
+                    .unwrap()
+                    .remove("clearml-task-id");
             }),
         ),
         (
             "/metadata/labels/clearml-agent-instance",
             Box::new(|p| {
-                p.metadata.labels.as_mut().unwrap().insert("clearml-agent-instance".into(), "thief".into());
+                p.metadata
+                    .labels
+                    .as_mut()
+                    .unwrap()
+                    .insert("clearml-agent-instance".into(), "thief".into());
             }),
         ),
-        ("/spec/restartPolicy", Box::new(|p| p.spec.as_mut().unwrap().restart_policy = Some("Always".into()))),
-        ("/spec/containers", Box::new(|p| p.spec.as_mut().unwrap().containers[0].name = "main".into())),
+        (
+            "/spec/restartPolicy",
+            Box::new(|p| p.spec.as_mut().unwrap().restart_policy = Some("Always".into())),
+        ),
+        (
+            "/spec/containers",
+            Box::new(|p| p.spec.as_mut().unwrap().containers[0].name = "main".into()),
+        ),
         (
             "/spec/containers/0/command",
-            Box::new(|p| p.spec.as_mut().unwrap().containers[0].command = Some(vec!["sleep".into()])),
+            Box::new(|p| {
+                p.spec.as_mut().unwrap().containers[0].command = Some(vec!["sleep".into()])
+            }),
         ),
         (
             "/spec/containers/0/env",
             Box::new(|p| {
                 let env = p.spec.as_mut().unwrap().containers[0].env.as_mut().unwrap();
-                let key = env.iter_mut().find(|e| e.name == "CLEARML_API_SECRET_KEY").unwrap();
+                let key = env
+                    .iter_mut()
+                    .find(|e| e.name == "CLEARML_API_SECRET_KEY")
+                    .unwrap();
                 key.value_from = None;
                 key.value = Some("literal".into());
             }),
@@ -99,7 +131,8 @@ fn each_owned_field_is_defended() {
 fn image_entrypoint_queues_may_set_the_command() {
     let base = base();
     let mut pod = base.clone();
-    pod.spec.as_mut().unwrap().containers[0].command = Some(vec!["python".into(), "train.py".into()]);
+    pod.spec.as_mut().unwrap().containers[0].command =
+        Some(vec!["python".into(), "train.py".into()]);
     let mut expected = expected(&base);
     expected.use_image_entrypoint = true;
     check(&pod, &expected).unwrap();

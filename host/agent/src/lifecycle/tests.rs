@@ -22,6 +22,7 @@ fn task(status: TaskStatus) -> TaskView {
 const SETTINGS: Settings = Settings {
     deletion_delay: Duration::ZERO,
     requeue_evicted: true,
+    report_grace: Duration::from_secs(10),
 };
 
 fn now() -> Timestamp {
@@ -58,7 +59,10 @@ fn image_pull_failures_fail_the_task_with_the_image_and_delete_the_pod() {
     match &actions[..] {
         [Action::Fail { reason, message }, Action::DeletePod] => {
             assert_eq!(reason, "ImagePullBackOff");
-            assert!(message.contains("python:3.12") && message.contains("ImagePullBackOff"), "{message}");
+            assert!(
+                message.contains("python:3.12") && message.contains("ImagePullBackOff"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -72,7 +76,10 @@ fn terminated(reason: &str, exit_code: i32) -> Pod {
 
 #[test]
 fn oom_and_exit_codes_are_written_before_cleanup() {
-    let actions = decide_for(&terminated("OOMKilled", 137), Some(&task(TaskStatus::InProgress)));
+    let actions = decide_for(
+        &terminated("OOMKilled", 137),
+        Some(&task(TaskStatus::InProgress)),
+    );
     match &actions[..] {
         [Action::Fail { reason, message }, Action::DeletePod] => {
             assert_eq!(reason, "OOMKilled");
@@ -81,7 +88,10 @@ fn oom_and_exit_codes_are_written_before_cleanup() {
         other => panic!("{other:?}"),
     }
     let actions = decide_for(&terminated("Error", 3), Some(&task(TaskStatus::InProgress)));
-    assert!(matches!(&actions[0], Action::Fail { message, .. } if message.contains("exited with code 3")), "{actions:?}");
+    assert!(
+        matches!(&actions[0], Action::Fail { message, .. } if message.contains("exited with code 3")),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -96,27 +106,44 @@ fn a_task_that_reported_its_end_is_left_alone_but_the_pod_is_cleaned_up() {
 fn cleanup_waits_for_the_deletion_delay() {
     let settings = Settings {
         deletion_delay: Duration::from_secs(300),
-        requeue_evicted: true,
+        ..SETTINGS
     };
     let pod = terminated("Error", 1);
     let done = task(TaskStatus::Failed);
     assert!(decide(&pod, Some(&done), &Memory::default(), settings, now()).is_empty());
     let later: Timestamp = "2026-12-03T10:05:00Z".parse().unwrap();
-    assert_eq!(decide(&pod, Some(&done), &Memory::default(), settings, later), vec![Action::DeletePod]);
+    assert_eq!(
+        decide(&pod, Some(&done), &Memory::default(), settings, later),
+        vec![Action::DeletePod]
+    );
 }
 
 #[test]
 fn an_evicted_pending_task_goes_back_to_its_queue() {
-    let pod = pod(json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}));
+    let pod = pod(
+        json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}),
+    );
     let actions = decide_for(&pod, Some(&task(TaskStatus::Queued)));
-    assert!(matches!(&actions[0], Action::Requeue { message } if message.contains("Evicted")), "{actions:?}");
+    assert!(
+        matches!(&actions[0], Action::Requeue { message } if message.contains("Evicted")),
+        "{actions:?}"
+    );
     // Without requeueing it fails instead, with the reason.
     let settings = Settings {
         requeue_evicted: false,
         ..SETTINGS
     };
-    let actions = decide(&pod, Some(&task(TaskStatus::Queued)), &Memory::default(), settings, now());
-    assert!(matches!(&actions[0], Action::Fail { reason, .. } if reason == "Evicted"), "{actions:?}");
+    let actions = decide(
+        &pod,
+        Some(&task(TaskStatus::Queued)),
+        &Memory::default(),
+        settings,
+        now(),
+    );
+    assert!(
+        matches!(&actions[0], Action::Fail { reason, .. } if reason == "Evicted"),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -126,8 +153,14 @@ fn an_abort_in_clearml_deletes_the_pod() {
         status: Some(TaskStatus::InProgress),
         status_message: Some("stopping".into()),
     };
-    assert_eq!(decide_for(&running, Some(&stopping)), vec![Action::DeletePod]);
-    assert_eq!(decide_for(&running, Some(&task(TaskStatus::Stopped))), vec![Action::DeletePod]);
+    assert_eq!(
+        decide_for(&running, Some(&stopping)),
+        vec![Action::DeletePod]
+    );
+    assert_eq!(
+        decide_for(&running, Some(&task(TaskStatus::Stopped))),
+        vec![Action::DeletePod]
+    );
     assert!(decide_for(&running, Some(&task(TaskStatus::InProgress))).is_empty());
 }
 
@@ -135,8 +168,32 @@ fn an_abort_in_clearml_deletes_the_pod() {
 fn exit_zero_without_a_report_is_not_left_running_forever() {
     let pod = pod(json!({"phase": "Succeeded"}));
     let actions = decide_for(&pod, Some(&task(TaskStatus::InProgress)));
-    assert!(matches!(&actions[0], Action::Fail { reason, .. } if reason == "Completed"), "{actions:?}");
-    assert_eq!(decide_for(&pod, Some(&task(TaskStatus::Completed))), vec![Action::DeletePod]);
+    assert!(
+        matches!(&actions[0], Action::Fail { reason, .. } if reason == "Completed"),
+        "{actions:?}"
+    );
+    assert_eq!(
+        decide_for(&pod, Some(&task(TaskStatus::Completed))),
+        vec![Action::DeletePod]
+    );
+}
+
+#[test]
+fn the_in_pod_agent_gets_time_to_report_an_exit() {
+    let just_now: Timestamp = "2026-12-03T09:59:05Z".parse().unwrap();
+    let pod = terminated("Error", 2);
+    let running = task(TaskStatus::InProgress);
+    let early = decide(&pod, Some(&running), &Memory::default(), SETTINGS, just_now);
+    assert!(early.is_empty(), "{early:?}");
+    // An OOM kill is never reported by the killed agent: no waiting.
+    let oom = decide(
+        &terminated("OOMKilled", 137),
+        Some(&running),
+        &Memory::default(),
+        SETTINGS,
+        just_now,
+    );
+    assert!(matches!(&oom[0], Action::Fail { .. }), "{oom:?}");
 }
 
 #[test]
@@ -145,6 +202,12 @@ fn settled_tasks_are_not_failed_twice() {
         last_message: None,
         settled: true,
     };
-    let actions = decide(&terminated("OOMKilled", 137), Some(&task(TaskStatus::InProgress)), &memory, SETTINGS, now());
+    let actions = decide(
+        &terminated("OOMKilled", 137),
+        Some(&task(TaskStatus::InProgress)),
+        &memory,
+        SETTINGS,
+        now(),
+    );
     assert_eq!(actions, vec![Action::DeletePod]);
 }

@@ -9,7 +9,10 @@ fn base_pod_has_what_the_agent_owns_and_the_base_template() {
     let queue = fixtures::queue("red", json!({}));
     let task = fixtures::task("red");
     let pod = base_pod(&config, &queue, "q-red-id", &task, &fixtures::identity()).unwrap();
-    assert_eq!(pod["metadata"]["name"], "clearml-id-7c0ffee0d15c4a5e9b3f2a1d0c9b8a77");
+    assert_eq!(
+        pod["metadata"]["name"],
+        "clearml-id-7c0ffee0d15c4a5e9b3f2a1d0c9b8a77"
+    );
     assert_eq!(pod["metadata"]["namespace"], "clearml");
     let labels = &pod["metadata"]["labels"];
     assert_eq!(labels["clearml-task-id"], task.id.as_str());
@@ -30,17 +33,30 @@ fn base_pod_has_what_the_agent_owns_and_the_base_template() {
 #[test]
 fn credentials_only_by_secret_reference() {
     let config = fixtures::config();
-    let pod = base_pod(&config, &fixtures::queue("red", json!({})), "q", &fixtures::task("red"), &fixtures::identity()).unwrap();
+    let pod = base_pod(
+        &config,
+        &fixtures::queue("red", json!({})),
+        "q",
+        &fixtures::task("red"),
+        &fixtures::identity(),
+    )
+    .unwrap();
     let text = pod.to_string();
     assert!(!text.contains(config.credentials.access_key.expose()));
     assert!(!text.contains(config.credentials.secret_key.expose()));
     let env = pod["spec"]["containers"][0]["env"].as_array().unwrap();
-    let secret_ref = env.iter().find(|e| e["name"] == "CLEARML_API_SECRET_KEY").unwrap();
+    let secret_ref = env
+        .iter()
+        .find(|e| e["name"] == "CLEARML_API_SECRET_KEY")
+        .unwrap();
     assert_eq!(
         secret_ref["valueFrom"]["secretKeyRef"],
         json!({"name": "agent-test-credentials", "key": "CLEARML_API_SECRET_KEY"})
     );
-    let host = env.iter().find(|e| e["name"] == "CLEARML_API_HOST").unwrap();
+    let host = env
+        .iter()
+        .find(|e| e["name"] == "CLEARML_API_HOST")
+        .unwrap();
     assert_eq!(host["value"], "http://clearml-apiserver:8008");
 }
 
@@ -53,7 +69,10 @@ fn image_falls_back_from_task_to_queue_to_default() {
     queue.settings.default_image = Some("python:3.12".into());
     assert_eq!(image_for(&config, &queue, &task), "python:3.12");
     task.image = Some("nvcr.io/nvidia/pytorch:24.10-py3".into());
-    assert_eq!(image_for(&config, &queue, &task), "nvcr.io/nvidia/pytorch:24.10-py3");
+    assert_eq!(
+        image_for(&config, &queue, &task),
+        "nvcr.io/nvidia/pytorch:24.10-py3"
+    );
     task.image = Some("  ".into());
     assert_eq!(image_for(&config, &queue, &task), "python:3.12");
 }
@@ -63,11 +82,20 @@ fn image_entrypoint_mode_has_no_command_and_passes_the_task_id() {
     let config = fixtures::config();
     let mut queue = fixtures::queue("red", json!({}));
     queue.settings.use_image_entrypoint = true;
-    let pod = base_pod(&config, &queue, "q", &fixtures::task("red"), &fixtures::identity()).unwrap();
+    let pod = base_pod(
+        &config,
+        &queue,
+        "q",
+        &fixtures::task("red"),
+        &fixtures::identity(),
+    )
+    .unwrap();
     let container = &pod["spec"]["containers"][0];
     assert!(container.get("command").is_none());
     let env = container["env"].as_array().unwrap();
-    assert!(env.iter().any(|e| e["name"] == "CLEARML_TASK_ID" && e["value"] == "7c0ffee0d15c4a5e9b3f2a1d0c9b8a77"));
+    assert!(env.iter().any(
+        |e| e["name"] == "CLEARML_TASK_ID" && e["value"] == "7c0ffee0d15c4a5e9b3f2a1d0c9b8a77"
+    ));
 }
 
 #[test]

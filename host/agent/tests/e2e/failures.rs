@@ -7,14 +7,21 @@ use serde_json::json;
 use crate::harness::World;
 
 fn policy_dir() -> std::path::PathBuf {
-    std::env::var_os("POLICY_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/clearml-k8s-agent/policies")
-    })
+    std::env::var_os("POLICY_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/clearml-k8s-agent/policies")
+        })
 }
 
 fn values() -> String {
-    let hostile = policy_dir().join("hostile.wasm");
-    assert!(hostile.is_file(), "{} is missing: run `just wasm`", hostile.display());
+    let hostile = policy_dir().join("test-hostile.wasm");
+    assert!(
+        hostile.is_file(),
+        "{} is missing: run `just wasm`",
+        hostile.display()
+    );
     format!(
         r#"
 agentk8sglue:
@@ -44,11 +51,15 @@ agentk8sglue:
 
 #[tokio::test]
 async fn rejections_and_traps_fail_only_their_tasks_with_clear_messages() {
-    let Some(world) = World::new("failures").await else { return };
+    let Some(world) = World::new("failures").await else {
+        return;
+    };
     let values = values();
     let agent = world.start_agent(&values).await;
     crate::harness::eventually("the queues", || async {
-        agent::startup::find_queue(&world.clearml, "fine").await.unwrap()
+        agent::startup::find_queue(&world.clearml, "fine")
+            .await
+            .unwrap()
     })
     .await;
     let too_big = world
@@ -63,11 +74,17 @@ async fn rejections_and_traps_fail_only_their_tasks_with_clear_messages() {
 
     let rejected = world.wait_status(&too_big, TaskStatus::Failed).await;
     let message = rejected.status_message.unwrap_or_default();
-    assert!(message.contains("gpu-sizing") && message.contains("sized"), "{message}");
+    assert!(
+        message.contains("gpu-sizing") && message.contains("sized"),
+        "{message}"
+    );
     assert!(message.contains("rejected"), "{message}");
     let trapped = world.wait_status(&trapped, TaskStatus::Failed).await;
     let message = trapped.status_message.unwrap_or_default();
-    assert!(message.contains("hostile") && message.contains("trapping") && message.contains("trapped"), "{message}");
+    assert!(
+        message.contains("hostile") && message.contains("trapping") && message.contains("trapped"),
+        "{message}"
+    );
     // The other queue kept flowing, and the failed tasks have no pod.
     world.wait_pod(&fine).await;
     assert!(world.pod_of(&too_big).await.is_none());

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use agent::config::{AgentConfig, Overrides};
 use agent::run::{Prepared, RunOptions};
-use clearml_api::{Client, ClientConfig, Enqueue, TasksGetAll};
+use clearml_api::{Client, ClientConfig, Enqueue};
 use clearml_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kubelet_sim::{NodeSpec, SimConfig, SimHandle, Simulator};
+use kubelet_sim::{InPodAgent, NodeSpec, SimConfig, SimHandle, Simulator};
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -32,10 +32,21 @@ pub struct World {
 impl World {
     /// The control plane (or `None`: skipped outside CI), an emulator and a simulator with one big node.
     pub async fn new(test: &str) -> Option<Self> {
-        Self::with_nodes(test, vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()]).await
+        Self::with_nodes(
+            test,
+            vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()],
+        )
+        .await
     }
 
     pub async fn with_nodes(test: &str, nodes: Vec<NodeSpec>) -> Option<Self> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "agent=debug,warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let ctx = kube_testenv::test_context(test).await?;
         let emulator = Emulator::start(EmulatorConfig {
             credentials: vec![(ACCESS_KEY.into(), SECRET_KEY.into())],
@@ -43,12 +54,22 @@ impl World {
         })
         .await
         .expect("emulator starts");
-        let clearml = Client::new(ClientConfig::new(emulator.base_url(), ACCESS_KEY, SECRET_KEY)).unwrap();
+        let clearml = Client::new(ClientConfig::new(
+            emulator.base_url(),
+            ACCESS_KEY,
+            SECRET_KEY,
+        ))
+        .unwrap();
         let sim = Simulator::new(
             ctx.client.clone(),
             SimConfig {
                 nodes,
                 default_run: Duration::from_secs(3600),
+                in_pod_agent: Some(InPodAgent {
+                    abort_poll: Duration::from_millis(500),
+                    status_report: Duration::from_secs(2),
+                    ..InPodAgent::default()
+                }),
                 ..SimConfig::default()
             },
             Some(ctx.namespace.clone()),
@@ -84,6 +105,16 @@ impl World {
     }
 
     pub async fn start_agent_with(&self, config: AgentConfig, instance: &str) -> RunningAgent {
+        self.start_agent_at(config, instance, None).await
+    }
+
+    /// Start the agent with a failpoint armed: every submission stops dead at that step.
+    pub async fn start_agent_at(
+        &self,
+        config: AgentConfig,
+        instance: &str,
+        failpoint: Option<(agent::run::Failpoint, Arc<tokio::sync::Notify>)>,
+    ) -> RunningAgent {
         let prepared = Prepared::new(config, Some(policy_cache())).expect("policies load");
         let options = RunOptions {
             namespace: self.namespace.clone(),
@@ -91,6 +122,7 @@ impl World {
             instance: instance.to_string(),
             credentials_secret: format!("{instance}-credentials"),
             max_in_flight: 8,
+            failpoint,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let kube = self.kube.clone();
@@ -99,7 +131,11 @@ impl World {
                 let _ = stopped.await;
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                // Say it now: a test waiting for the agent's effects would otherwise only time out.
+                eprintln!("the agent stopped with an error: {e}");
+                e.to_string()
+            })
         });
         RunningAgent {
             stop: Some(stop),
@@ -118,9 +154,10 @@ impl World {
             id: String,
         }
         let created: Created = self.clearml.call("tasks.create", &body).await.unwrap();
-        let queue_id = agent::startup::find_queue(&self.clearml, queue).await.unwrap().unwrap_or_else(|| {
-            panic!("queue {queue} does not exist")
-        });
+        let queue_id = agent::startup::find_queue(&self.clearml, queue)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("queue {queue} does not exist"));
         self.clearml
             .tasks_enqueue(&Enqueue {
                 task: created.id.clone(),
@@ -151,7 +188,10 @@ impl World {
         }
         let created: Created = self
             .clearml
-            .call("projects.create", &json!({"name": "e2e", "description": ""}))
+            .call(
+                "projects.create",
+                &json!({"name": "e2e", "description": ""}),
+            )
             .await
             .unwrap();
         created.id
@@ -173,16 +213,26 @@ impl World {
     }
 
     pub async fn pods(&self) -> Vec<Pod> {
-        self.pods_api().list(&ListParams::default()).await.unwrap().items
+        self.pods_api()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
     }
 
     pub async fn pod_of(&self, task_id: &str) -> Option<Pod> {
-        self.pods_api().get_opt(&agent::render::pod_name(task_id)).await.unwrap()
+        self.pods_api()
+            .get_opt(&agent::render::pod_name(task_id))
+            .await
+            .unwrap()
     }
 
     /// Wait for the pod of `task_id`.
     pub async fn wait_pod(&self, task_id: &str) -> Pod {
-        eventually(&format!("a pod for task {task_id}"), || async { self.pod_of(task_id).await }).await
+        eventually(&format!("a pod for task {task_id}"), || async {
+            self.pod_of(task_id).await
+        })
+        .await
     }
 
     pub async fn task(&self, task_id: &str) -> clearml_api::Task {
@@ -190,22 +240,16 @@ impl World {
     }
 
     /// Wait until the task's status is `status`; returns the task.
-    pub async fn wait_status(&self, task_id: &str, status: clearml_api::TaskStatus) -> clearml_api::Task {
+    pub async fn wait_status(
+        &self,
+        task_id: &str,
+        status: clearml_api::TaskStatus,
+    ) -> clearml_api::Task {
         eventually(&format!("task {task_id} {status}"), || async {
             let task = self.task(task_id).await;
             (task.status == Some(status)).then_some(task)
         })
         .await
-    }
-
-    pub async fn tasks_with_status(&self, status: clearml_api::TaskStatus) -> Vec<clearml_api::Task> {
-        self.clearml
-            .tasks_get_all(&TasksGetAll {
-                status: vec![status],
-                ..Default::default()
-            })
-            .await
-            .unwrap()
     }
 }
 
@@ -243,7 +287,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -251,12 +298,19 @@ where
 /// Precompiled policies shared by the tests of this binary (compiling four plugins per test would cost seconds).
 fn policy_cache() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<Arc<tempfile::TempDir>> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| Arc::new(tempfile::tempdir().unwrap())).path().to_path_buf()
+    DIR.get_or_init(|| Arc::new(tempfile::tempdir().unwrap()))
+        .path()
+        .to_path_buf()
 }
 
 /// A pod's task-container env var's plain value.
 pub fn env_value(pod: &Pod, name: &str) -> Option<String> {
-    task_container(pod).env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone())
+    task_container(pod)
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
 }
 
 pub fn task_container(pod: &Pod) -> &k8s_openapi::api::core::v1::Container {
@@ -274,5 +328,11 @@ pub fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 }
 
 pub fn limit(pod: &Pod, resource: &str) -> Option<String> {
-    task_container(pod).resources.as_ref()?.limits.as_ref()?.get(resource).map(|q| q.0.clone())
+    task_container(pod)
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get(resource)
+        .map(|q| q.0.clone())
 }

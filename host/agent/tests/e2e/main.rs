@@ -6,7 +6,9 @@
 // Test helpers may unwrap: a panic is the test failure we want (clippy only exempts #[test] fns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod harness;
-mod page_examples;
 mod dispatching;
 mod failures;
+mod harness;
+mod lifecycle;
+mod page_examples;
+mod recovery;

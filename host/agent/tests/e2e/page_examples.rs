@@ -59,10 +59,14 @@ agentk8sglue:
 
 #[tokio::test]
 async fn red_blue_green_pods_are_what_the_page_promises() {
-    let Some(world) = World::new("rbg").await else { return };
+    let Some(world) = World::new("rbg").await else {
+        return;
+    };
     let agent = world.start_agent(RED_BLUE_GREEN).await;
     crate::harness::eventually("the queues to be created", || async {
-        agent::startup::find_queue(&world.clearml, "green").await.unwrap()
+        agent::startup::find_queue(&world.clearml, "green")
+            .await
+            .unwrap()
     })
     .await;
     let red = world.enqueue("red", "red task", json!({})).await;
@@ -82,33 +86,50 @@ async fn red_blue_green_pods_are_what_the_page_promises() {
     assert_eq!(label(&green_pod, "team"), Some("green"));
     assert_eq!(limit(&green_pod, "memory").as_deref(), Some("2Gi"));
     let annotations = green_pod.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.get("example").map(String::as_str), Some("example value"));
+    assert_eq!(
+        annotations.get("example").map(String::as_str),
+        Some("example value")
+    );
     assert_eq!(env_value(&green_pod, "MY_ENV").as_deref(), Some("my_value"));
     assert_eq!(env_value(&red_pod, "MY_ENV"), None);
 
-    for (pod, task, queue) in [(&red_pod, &red, "red"), (&blue_pod, &blue, "blue"), (&green_pod, &green, "green")] {
+    for (pod, task, queue) in [
+        (&red_pod, &red, "red"),
+        (&blue_pod, &blue, "blue"),
+        (&green_pod, &green, "green"),
+    ] {
         assert_eq!(label(pod, "clearml-task-id"), Some(task.as_str()));
         assert_eq!(label(pod, "clearml-agent-queue-name"), Some(queue));
         assert_eq!(label(pod, "clearml-agent-instance"), Some("agent"));
         let provenance = pod.metadata.annotations.as_ref().unwrap()["clearml.ai/policies"].clone();
-        assert!(provenance.starts_with("template-overrides@sha256:"), "{provenance}");
-        assert_eq!(pod.spec.as_ref().unwrap().restart_policy.as_deref(), Some("Never"));
-        // The task is now the in-pod agent's to take: queued in the hidden pending queue.
-        let t = world.task(task).await;
-        assert_eq!(t.status, Some(TaskStatus::Queued));
-        let pending = agent::startup::find_queue(&world.clearml, "k8s_scheduler").await.unwrap().unwrap();
-        assert_eq!(t.execution_queue(), Some(pending.as_str()));
+        assert!(
+            provenance.starts_with("template-overrides@sha256:"),
+            "{provenance}"
+        );
+        assert_eq!(
+            pod.spec.as_ref().unwrap().restart_policy.as_deref(),
+            Some("Never")
+        );
+        // The in-pod agent took the task from the hidden pending queue and runs it.
+        world.wait_status(task, TaskStatus::InProgress).await;
     }
 
     // No credential value anywhere in any pod: only references to the agent's Secret.
     for pod in world.pods().await {
         let text = serde_json::to_string(&pod).unwrap();
-        assert!(!text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY), "credential in pod {:?}", pod.metadata.name);
+        assert!(
+            !text.contains(SECRET_KEY) && !text.contains(ACCESS_KEY),
+            "credential in pod {:?}",
+            pod.metadata.name
+        );
     }
-    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(world.kube.clone(), &world.namespace)
-        .get("agent-credentials")
-        .await
-        .unwrap();
+    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        world.kube.clone(),
+        &world.namespace,
+    )
+    .get("agent-credentials")
+    .await
+    .unwrap();
     let data = secret.data.unwrap();
     assert_eq!(data["CLEARML_API_SECRET_KEY"].0, SECRET_KEY.as_bytes());
     assert_eq!(data["CLEARML_API_ACCESS_KEY"].0, ACCESS_KEY.as_bytes());
@@ -118,40 +139,72 @@ async fn red_blue_green_pods_are_what_the_page_promises() {
 
 #[tokio::test]
 async fn gpu_queues_get_their_gpus() {
-    let Some(world) = World::new("gpu").await else { return };
+    let Some(world) = World::new("gpu").await else {
+        return;
+    };
     let agent = world.start_agent(GPU_QUEUES).await;
     crate::harness::eventually("the queues to be created", || async {
-        agent::startup::find_queue(&world.clearml, "2xGPU").await.unwrap()
+        agent::startup::find_queue(&world.clearml, "2xGPU")
+            .await
+            .unwrap()
     })
     .await;
     let one = world.enqueue("1xGPU", "one gpu", json!({})).await;
     let two = world.enqueue("2xGPU", "two gpus", json!({})).await;
-    assert_eq!(limit(&world.wait_pod(&one).await, "nvidia.com/gpu").as_deref(), Some("1"));
-    assert_eq!(limit(&world.wait_pod(&two).await, "nvidia.com/gpu").as_deref(), Some("2"));
+    assert_eq!(
+        limit(&world.wait_pod(&one).await, "nvidia.com/gpu").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        limit(&world.wait_pod(&two).await, "nvidia.com/gpu").as_deref(),
+        Some("2")
+    );
     agent.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn create_queues_creates_once_and_reuses_and_registers_all_queues() {
-    let Some(world) = World::new("createq").await else { return };
+    let Some(world) = World::new("createq").await else {
+        return;
+    };
     let agent = world.start_agent(RED_BLUE_GREEN).await;
     let ids = crate::harness::eventually("the queues to be created", || async {
         let mut ids = Vec::new();
         for name in ["red", "blue", "green"] {
-            ids.push(agent::startup::find_queue(&world.clearml, name).await.unwrap()?);
+            ids.push(
+                agent::startup::find_queue(&world.clearml, name)
+                    .await
+                    .unwrap()?,
+            );
         }
         Some(ids)
     })
     .await;
     // The worker is registered with every queue, not just the first (the glue's agent#236).
     let worker = crate::harness::eventually("the worker to register", || async {
-        let workers: serde_json::Value = world.clearml.call("workers.get_all", &json!({})).await.unwrap();
-        workers["workers"].as_array()?.iter().find(|w| w["id"] == "agent").cloned()
+        let workers: serde_json::Value = world
+            .clearml
+            .call("workers.get_all", &json!({}))
+            .await
+            .unwrap();
+        workers["workers"]
+            .as_array()?
+            .iter()
+            .find(|w| w["id"] == "agent")
+            .cloned()
     })
     .await;
-    let registered: Vec<&str> = worker["queues"].as_array().unwrap().iter().filter_map(|q| q["id"].as_str()).collect();
+    let registered: Vec<&str> = worker["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["id"].as_str())
+        .collect();
     for id in &ids {
-        assert!(registered.contains(&id.as_str()), "{id} not in {registered:?}");
+        assert!(
+            registered.contains(&id.as_str()),
+            "{id} not in {registered:?}"
+        );
     }
     agent.stop().await.unwrap();
 
@@ -161,11 +214,18 @@ async fn create_queues_creates_once_and_reuses_and_registers_all_queues() {
     world.wait_pod(&task).await;
     let queues = world
         .clearml
-        .queues_get_all(&clearml_api::QueuesGetAll { search_hidden: true, ..Default::default() })
+        .queues_get_all(&clearml_api::QueuesGetAll {
+            search_hidden: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     for name in ["red", "blue", "green", "k8s_scheduler"] {
-        assert_eq!(queues.iter().filter(|q| q.name == name).count(), 1, "queue {name}");
+        assert_eq!(
+            queues.iter().filter(|q| q.name == name).count(),
+            1,
+            "queue {name}"
+        );
     }
     again.stop().await.unwrap();
 }

@@ -1,0 +1,304 @@
+//! The lifecycle loop: follows every pod of the agent and keeps its task told the truth.
+//!
+//! Every round it reads the pod watch's cache (no per-pod polling of Kubernetes), reads the status of those pods'
+//! tasks in one batched `tasks.get_all`, lets [`crate::lifecycle::decide`] say what each pod means, and carries that
+//! out in order: the task hears the reason (status message, failure, requeue) *before* the pod is deleted, and when
+//! telling ClearML fails the pod stays until the next round. A pod the agent saw that is gone while its task is
+//! still queued or running fails the task with a reason that says so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clearml_api::{Enqueue, StatusChange, TasksGetAll};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::DeleteParams;
+use serde_json::json;
+
+use crate::kube::task_label;
+use crate::lifecycle::{self, Action, Memory, Settings, TaskView};
+use crate::render::{LABEL_QUEUE_ID, LABEL_QUEUE_NAME};
+use crate::run::Shared;
+use crate::submit::FAIL_REASON;
+
+/// How often the loop looks at the pods. An abort in ClearML reaches its pod within about this long.
+pub const ROUND: Duration = Duration::from_secs(2);
+
+/// At most this many ids per `tasks.get_all`.
+const PAGE: usize = 500;
+
+/// State the loop keeps between rounds.
+#[derive(Debug, Default)]
+pub struct Follower {
+    memory: HashMap<String, Memory>,
+    /// Task id → pod name, for pods seen in the previous round (to notice one vanishing).
+    seen: HashMap<String, String>,
+}
+
+/// The statuses of `ids`' tasks, in as few calls as the page size allows.
+async fn task_views(
+    shared: &Shared,
+    ids: &[String],
+) -> Result<HashMap<String, TaskView>, clearml_api::Error> {
+    let mut views = HashMap::new();
+    for chunk in ids.chunks(PAGE) {
+        let tasks = shared
+            .clearml
+            .tasks_get_all(&TasksGetAll {
+                id: chunk.to_vec(),
+                only_fields: vec!["id".into(), "status".into(), "status_message".into()],
+                page_size: Some(u32::try_from(PAGE).unwrap_or(u32::MAX)),
+                search_hidden: true,
+                ..TasksGetAll::default()
+            })
+            .await?;
+        for task in tasks {
+            views.insert(
+                task.id.clone(),
+                TaskView {
+                    status: task.status,
+                    status_message: task.status_message,
+                },
+            );
+        }
+    }
+    Ok(views)
+}
+
+impl Follower {
+    /// One round over every pod.
+    pub async fn round(&mut self, shared: &Shared, settings: Settings) {
+        let pods = shared.tracker.pods();
+        let current: HashMap<String, Arc<Pod>> = pods
+            .iter()
+            .filter_map(|p| task_label(p).map(|id| (id.to_string(), p.clone())))
+            .collect();
+        let vanished: Vec<(String, String)> = self
+            .seen
+            .iter()
+            .filter(|(id, _)| !current.contains_key(*id) && !shared.tracker.is_submitting(id))
+            .map(|(id, pod)| (id.clone(), pod.clone()))
+            .collect();
+        if current.is_empty() && vanished.is_empty() {
+            self.seen.clear();
+            return;
+        }
+        let ids: Vec<String> = current
+            .keys()
+            .cloned()
+            .chain(vanished.iter().map(|(id, _)| id.clone()))
+            .collect();
+        let views = match task_views(shared, &ids).await {
+            Ok(views) => views,
+            Err(err) => {
+                shared.metrics.clearml_error(err.endpoint());
+                tracing::warn!(error = %err, "cannot read the tasks of the agent's pods; next round");
+                return;
+            }
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        for (task_id, pod) in &current {
+            if shared.tracker.is_submitting(task_id) {
+                continue;
+            }
+            let memory = self.memory.entry(task_id.clone()).or_default();
+            let actions = lifecycle::decide(pod, views.get(task_id), memory, settings, now);
+            for action in actions {
+                if !carry_out(shared, pod, task_id, &action, memory).await {
+                    break;
+                }
+            }
+        }
+        for (task_id, pod_name) in &vanished {
+            let live = views.get(task_id).is_some_and(TaskView::is_live);
+            let settled = self.memory.get(task_id).is_some_and(|m| m.settled);
+            if live && !settled {
+                let Action::Fail { reason, message } = lifecycle::vanished(pod_name) else {
+                    continue;
+                };
+                fail(shared, task_id, "unknown", &reason, &message).await;
+            }
+            self.memory.remove(task_id);
+        }
+        self.seen = current
+            .iter()
+            .map(|(id, pod)| (id.clone(), pod.metadata.name.clone().unwrap_or_default()))
+            .collect();
+        let live: HashSet<&String> = current.keys().collect();
+        self.memory.retain(|id, _| live.contains(id));
+    }
+}
+
+fn queue_name(pod: &Pod) -> String {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_QUEUE_NAME))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Carry out one action; `false` stops the pod's remaining actions this round (so a pod is never deleted before
+/// its task has heard why).
+async fn carry_out(
+    shared: &Shared,
+    pod: &Pod,
+    task_id: &str,
+    action: &Action,
+    memory: &mut Memory,
+) -> bool {
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let queue = queue_name(pod);
+    match action {
+        Action::Message(message) => match shared
+            .clearml
+            .tasks_set_status_message(task_id, message)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(task_id, pod = %pod_name, queue = %queue, message = %message, "task pending");
+                memory.last_message = Some(message.clone());
+                true
+            }
+            Err(err) => {
+                shared.metrics.clearml_error(err.endpoint());
+                tracing::warn!(task_id, error = %err, "cannot write the pending reason; next round");
+                false
+            }
+        },
+        Action::Fail { reason, message } => {
+            let done = fail(shared, task_id, &queue, reason, message).await;
+            if done {
+                memory.settled = true;
+                crate::kube::pod_event(shared, pod, "TaskFailed", message).await;
+            }
+            done
+        }
+        Action::Requeue { message } => {
+            let done = requeue(shared, pod, task_id, message).await;
+            memory.settled = done;
+            done
+        }
+        Action::MarkStopped => {
+            let change = StatusChange::new(task_id)
+                .force()
+                .reason("aborted")
+                .message(format!("aborted in ClearML: pod {pod_name} deleted"));
+            match shared.clearml.tasks_stopped(&change).await {
+                Ok(_) => {
+                    memory.settled = true;
+                    tracing::info!(task_id, pod = %pod_name, queue = %queue, "aborted task stopped");
+                    true
+                }
+                Err(err) => {
+                    shared.metrics.clearml_error(err.endpoint());
+                    tracing::warn!(task_id, error = %err, "cannot mark the aborted task stopped; next round");
+                    false
+                }
+            }
+        }
+        Action::DeletePod => match shared
+            .pods
+            .delete(&pod_name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(task_id, pod = %pod_name, queue = %queue, "pod deleted");
+                true
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => true,
+            Err(err) => {
+                shared.metrics.kube_error("delete");
+                tracing::warn!(task_id, pod = %pod_name, error = %err, "cannot delete the pod; next round");
+                false
+            }
+        },
+    }
+}
+
+/// Fail a task the agent answers for: out of the pending queue, `failed` with the reason.
+async fn fail(shared: &Shared, task_id: &str, queue: &str, reason: &str, message: &str) -> bool {
+    let _ = shared
+        .clearml
+        .queues_remove_task(&shared.pending_queue_id, task_id)
+        .await;
+    let change = StatusChange::new(task_id)
+        .force()
+        .reason(reason)
+        .message(message);
+    match shared.clearml.tasks_failed(&change).await {
+        Ok(_) => {
+            shared.metrics.failed(queue, reason);
+            tracing::warn!(task_id, queue, reason, message, "task failed");
+            true
+        }
+        Err(err) => {
+            shared.metrics.clearml_error(err.endpoint());
+            tracing::warn!(task_id, error = %err, "cannot fail the task; next round");
+            false
+        }
+    }
+}
+
+/// Put a task back at the front of the queue its pod came from.
+async fn requeue(shared: &Shared, pod: &Pod, task_id: &str, message: &str) -> bool {
+    let Some(queue_id) = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_QUEUE_ID))
+        .cloned()
+    else {
+        return fail(shared, task_id, "unknown", FAIL_REASON, message).await;
+    };
+    let _ = shared
+        .clearml
+        .queues_remove_task(&shared.pending_queue_id, task_id)
+        .await;
+    let stop = StatusChange::new(task_id).force();
+    let enqueue = Enqueue {
+        task: task_id.to_string(),
+        queue: Some(queue_id.clone()),
+        status_message: Some(format!("requeued: {message}")),
+        ..Enqueue::default()
+    };
+    let result = async {
+        shared.clearml.tasks_stop(&stop).await?;
+        shared.clearml.tasks_enqueue(&enqueue).await?;
+        shared
+            .clearml
+            .call::<_, serde_json::Value>(
+                "queues.move_task_to_front",
+                &json!({"queue": queue_id, "task": task_id}),
+            )
+            .await
+    }
+    .await;
+    match result {
+        Ok(_) => {
+            tracing::warn!(task_id, queue_id = %queue_id, message, "task returned to the front of its queue");
+            true
+        }
+        Err(err) => {
+            shared.metrics.clearml_error(err.endpoint());
+            tracing::warn!(task_id, error = %err, "cannot requeue the task; next round");
+            false
+        }
+    }
+}
+
+/// Run rounds until `stop` is set.
+pub async fn follow(
+    shared: Arc<Shared>,
+    settings: Settings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut follower = Follower::default();
+    loop {
+        follower.round(&shared, settings).await;
+        tokio::select! {
+            () = tokio::time::sleep(ROUND) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Killing the agent between any two steps of a submission and starting it again loses no task and creates no
+//! duplicate pod. The kill points are failpoints (deterministic), not timing.
+
+use std::sync::Arc;
+
+use agent::run::Failpoint;
+use clearml_api::TaskStatus;
+use serde_json::json;
+
+use crate::harness::{World, eventually};
+
+const VALUES: &str = r#"
+agentk8sglue:
+  createQueues: true
+  queues:
+    work:
+      templateOverrides:
+        annotations: {sim.clearml-k8s-agent/outcome: hang}
+"#;
+
+async fn killed_at(point: Failpoint, test: &str) {
+    let Some(world) = World::new(test).await else {
+        return;
+    };
+    world.create_queue("work").await;
+    let task = world.enqueue("work", "survives a kill", json!({})).await;
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let first = world
+        .start_agent_at(
+            world.config(VALUES),
+            "agent",
+            Some((point, reached.clone())),
+        )
+        .await;
+    tokio::time::timeout(crate::harness::PATIENCE, reached.notified())
+        .await
+        .expect("the submission reaches the failpoint");
+    first.kill();
+
+    let second = world.start_agent(VALUES).await;
+    world.wait_status(&task, TaskStatus::InProgress).await;
+    let pods = world.pods().await;
+    assert_eq!(pods.len(), 1, "exactly one pod after {point:?}");
+    assert_eq!(
+        pods[0].metadata.name.as_deref(),
+        Some(agent::render::pod_name(&task).as_str())
+    );
+    second.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kill_after_the_pop_loses_nothing() {
+    killed_at(Failpoint::AfterPop, "kill-pop").await;
+}
+
+#[tokio::test]
+async fn a_kill_after_the_handoff_loses_nothing() {
+    killed_at(Failpoint::AfterHandoff, "kill-handoff").await;
+}
+
+#[tokio::test]
+async fn a_kill_after_the_create_duplicates_nothing() {
+    killed_at(Failpoint::AfterCreate, "kill-create").await;
+}
+
+#[tokio::test]
+async fn sigterm_with_submissions_in_flight_finishes_them_and_unregisters() {
+    let Some(world) = World::new("sigterm").await else {
+        return;
+    };
+    world.create_queue("work").await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        tasks.push(
+            world
+                .enqueue("work", &format!("in flight {i}"), json!({}))
+                .await,
+        );
+    }
+    let agent = world.start_agent(VALUES).await;
+    eventually("a first pod", || async {
+        (!world.pods().await.is_empty()).then_some(())
+    })
+    .await;
+    agent.stop().await.unwrap();
+    // Every task popped got its pod; none is left half-way (popped, but neither in a queue nor with a pod).
+    for task in &tasks {
+        let t = world.task(task).await;
+        let has_pod = world.pod_of(task).await.is_some();
+        let in_queue = t.status == Some(TaskStatus::Queued);
+        assert!(has_pod || in_queue, "task {task} lost: {t:?}");
+    }
+    let workers: serde_json::Value = world
+        .clearml
+        .call("workers.get_all", &json!({}))
+        .await
+        .unwrap();
+    assert!(
+        !workers["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["id"] == "agent"),
+        "the worker unregistered: {workers}"
+    );
+}
