@@ -116,6 +116,61 @@ async fn simulator(client: &Client, ns: &str) -> kubelet_sim::SimHandle {
         .expect("simulator nodes registered")
 }
 
+/// A test's namespace with the kubelet simulator running on its own nodes ([`simulator`]): the set-up every
+/// simulator test shares.
+struct SimWorld {
+    ctx: kube_testenv::TestContext,
+    pods: Api<Pod>,
+    _sim: kubelet_sim::SimHandle,
+}
+
+impl SimWorld {
+    /// `None` when the test is skipped (no control plane outside CI).
+    async fn start(test: &str) -> Option<Self> {
+        logs();
+        let ctx = kube_testenv::test_context(test).await?;
+        let sim = simulator(&ctx.client, &ctx.namespace).await;
+        let pods = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        Some(Self {
+            ctx,
+            pods,
+            _sim: sim,
+        })
+    }
+
+    async fn create(&self, pod: Pod) {
+        self.pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+    }
+
+    /// Change a running pod's outcome through the API, as a test steers the simulator.
+    async fn steer(&self, name: &str, outcome: &str) {
+        let patch = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: outcome}}});
+        self.pods
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// The name of this test's `cpu` or `gpu` node.
+    fn node(&self, kind: &str) -> String {
+        format!("{}-{kind}", self.ctx.namespace)
+    }
+}
+
+/// The scheduler said no: `PodScheduled=False`.
+fn unschedulable() -> impl Condition<Pod> {
+    |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()?.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+    }
+}
+
 #[tokio::test]
 async fn pod_create_get_watch_delete() {
     logs();
@@ -322,12 +377,10 @@ async fn rbac_service_account_token_is_scoped_by_role() {
 
 #[tokio::test]
 async fn simulator_runs_pod_to_success() {
-    logs();
-    let Some(ctx) = kube_testenv::test_context("sim-success").await else {
+    let Some(world) = SimWorld::start("sim-success").await else {
         return;
     };
-    let _sim = simulator(&ctx.client, &ctx.namespace).await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pods = &world.pods;
 
     // Record every phase the watch reports, from before the pod exists.
     let mut events = watcher(
@@ -357,13 +410,14 @@ async fn simulator_runs_pod_to_success() {
         }
         (seen, running)
     });
-    pods.create(
-        &PostParams::default(),
-        &pod("ok", &[("sim.clearml-k8s-agent/run-seconds", "1")], &[]),
-    )
-    .await
-    .unwrap();
-    let done = wait_for(&pods, "ok", "Succeeded", phase_is("Succeeded")).await;
+    world
+        .create(pod(
+            "ok",
+            &[("sim.clearml-k8s-agent/run-seconds", "1")],
+            &[],
+        ))
+        .await;
+    let done = wait_for(pods, "ok", "Succeeded", phase_is("Succeeded")).await;
     let cs = &done.status.unwrap().container_statuses.unwrap()[0];
     let term = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!(
@@ -376,7 +430,7 @@ async fn simulator_runs_pod_to_success() {
     let running = running.expect("a Running copy was seen");
     assert_eq!(
         running.spec.unwrap().node_name.unwrap(),
-        format!("{}-cpu", ctx.namespace),
+        world.node("cpu"),
         "a pod without GPUs fits the first node"
     );
     let status = running.status.unwrap();
@@ -387,26 +441,14 @@ async fn simulator_runs_pod_to_success() {
 
 #[tokio::test]
 async fn simulator_reports_unschedulable_for_too_many_gpus() {
-    logs();
-    let Some(ctx) = kube_testenv::test_context("sim-unschedulable").await else {
+    let Some(world) = SimWorld::start("sim-unschedulable").await else {
         return;
     };
-    let _sim = simulator(&ctx.client, &ctx.namespace).await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    pods.create(
-        &PostParams::default(),
-        &pod("greedy", &[], &[("nvidia.com/gpu", "4")]),
-    )
-    .await
-    .unwrap();
-    let unschedulable = |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref()?.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
-            })
-    };
-    let p = wait_for(&pods, "greedy", "PodScheduled=False", unschedulable).await;
+    let pods = &world.pods;
+    world
+        .create(pod("greedy", &[], &[("nvidia.com/gpu", "4")]))
+        .await;
+    let p = wait_for(pods, "greedy", "PodScheduled=False", unschedulable()).await;
     let status = p.status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Pending"));
     let cond = status
@@ -423,44 +465,30 @@ async fn simulator_reports_unschedulable_for_too_many_gpus() {
     assert!(p.spec.unwrap().node_name.is_none());
 
     // Two GPUs fit the GPU node.
-    pods.create(
-        &PostParams::default(),
-        &pod("fits", &[], &[("nvidia.com/gpu", "2")]),
-    )
-    .await
-    .unwrap();
+    world
+        .create(pod("fits", &[], &[("nvidia.com/gpu", "2")]))
+        .await;
     // Run time 0: it may be past Running when the wait starts, so wait for the end state (it was bound to run).
-    let done = wait_for(&pods, "fits", "Succeeded", phase_is("Succeeded")).await;
-    assert_eq!(
-        done.spec.unwrap().node_name.unwrap(),
-        format!("{}-gpu", ctx.namespace)
-    );
+    let done = wait_for(pods, "fits", "Succeeded", phase_is("Succeeded")).await;
+    assert_eq!(done.spec.unwrap().node_name.unwrap(), world.node("gpu"));
 }
 
 #[tokio::test]
 async fn simulator_oomkills_and_fails_when_asked() {
-    logs();
-    let Some(ctx) = kube_testenv::test_context("sim-failures").await else {
+    let Some(world) = SimWorld::start("sim-failures").await else {
         return;
     };
-    let _sim = simulator(&ctx.client, &ctx.namespace).await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    pods.create(
-        &PostParams::default(),
-        &pod("oom", &[(OUTCOME_ANNOTATION, "oom")], &[]),
-    )
-    .await
-    .unwrap();
-    pods.create(
-        &PostParams::default(),
-        &pod(
+    let pods = &world.pods;
+    world
+        .create(pod("oom", &[(OUTCOME_ANNOTATION, "oom")], &[]))
+        .await;
+    world
+        .create(pod(
             "exit3",
             &[(OUTCOME_ANNOTATION, "fail"), (EXIT_CODE_ANNOTATION, "3")],
             &[],
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
 
     let terminated = |p: Pod| {
         p.status.unwrap().container_statuses.unwrap()[0]
@@ -470,12 +498,12 @@ async fn simulator_oomkills_and_fails_when_asked() {
             .terminated
             .unwrap()
     };
-    let oom = terminated(wait_for(&pods, "oom", "Failed", phase_is("Failed")).await);
+    let oom = terminated(wait_for(pods, "oom", "Failed", phase_is("Failed")).await);
     assert_eq!(
         (oom.exit_code, oom.reason.as_deref()),
         (137, Some("OOMKilled"))
     );
-    let exit3 = terminated(wait_for(&pods, "exit3", "Failed", phase_is("Failed")).await);
+    let exit3 = terminated(wait_for(pods, "exit3", "Failed", phase_is("Failed")).await);
     assert_eq!(
         (exit3.exit_code, exit3.reason.as_deref()),
         (3, Some("Error"))
@@ -484,27 +512,22 @@ async fn simulator_oomkills_and_fails_when_asked() {
 
 #[tokio::test]
 async fn simulator_image_pull_backoff_hang_and_forced_delete() {
-    logs();
-    let Some(ctx) = kube_testenv::test_context("sim-lifecycle").await else {
+    let Some(world) = SimWorld::start("sim-lifecycle").await else {
         return;
     };
-    let _sim = simulator(&ctx.client, &ctx.namespace).await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pods = &world.pods;
 
     // By image pattern (configured), and by annotation.
     let mut missing = pod("nopull", &[], &[]);
     missing.spec.as_mut().unwrap().containers[0].image = Some("registry.invalid/missing:1".into());
-    pods.create(&PostParams::default(), &missing).await.unwrap();
-    pods.create(
-        &PostParams::default(),
-        &pod(
+    world.create(missing).await;
+    world
+        .create(pod(
             "nopull2",
             &[(OUTCOME_ANNOTATION, "image-pull-backoff")],
             &[],
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
     let backoff = |p: Option<&Pod>| {
         p.and_then(|p| {
             p.status
@@ -520,77 +543,48 @@ async fn simulator_image_pull_backoff_hang_and_forced_delete() {
         .is_some_and(|w| w.reason.as_deref() == Some("ImagePullBackOff"))
     };
     for name in ["nopull", "nopull2"] {
-        let p = wait_for(&pods, name, "ImagePullBackOff", backoff).await;
+        let p = wait_for(pods, name, "ImagePullBackOff", backoff).await;
         assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
     }
 
     // A hanging pod keeps running until the test changes its outcome through the API.
-    pods.create(
-        &PostParams::default(),
-        &pod("hang", &[(OUTCOME_ANNOTATION, "hang")], &[]),
-    )
-    .await
-    .unwrap();
-    wait_for(&pods, "hang", "Running", conditions::is_pod_running()).await;
-    let steer = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "fail"}}});
-    pods.patch("hang", &PatchParams::default(), &Patch::Merge(steer))
-        .await
-        .unwrap();
-    wait_for(&pods, "hang", "Failed", phase_is("Failed")).await;
+    world
+        .create(pod("hang", &[(OUTCOME_ANNOTATION, "hang")], &[]))
+        .await;
+    wait_for(pods, "hang", "Running", conditions::is_pod_running()).await;
+    world.steer("hang", "fail").await;
+    wait_for(pods, "hang", "Failed", phase_is("Failed")).await;
 
     // A bound, running pod deleted with the default grace period is finished off by the simulator.
-    pods.create(
-        &PostParams::default(),
-        &pod("doomed", &[(OUTCOME_ANNOTATION, "hang")], &[]),
-    )
-    .await
-    .unwrap();
-    let running = wait_for(&pods, "doomed", "Running", conditions::is_pod_running()).await;
+    world
+        .create(pod("doomed", &[(OUTCOME_ANNOTATION, "hang")], &[]))
+        .await;
+    let running = wait_for(pods, "doomed", "Running", conditions::is_pod_running()).await;
     pods.delete("doomed", &DeleteParams::default())
         .await
         .unwrap();
-    wait_deleted(&pods, "doomed", &running.metadata.uid.unwrap()).await;
+    wait_deleted(pods, "doomed", &running.metadata.uid.unwrap()).await;
 }
 
 #[tokio::test]
 async fn simulator_schedules_a_waiting_pod_when_capacity_frees() {
-    logs();
-    let Some(ctx) = kube_testenv::test_context("sim-capacity").await else {
+    let Some(world) = SimWorld::start("sim-capacity").await else {
         return;
     };
-    let _sim = simulator(&ctx.client, &ctx.namespace).await;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pods = &world.pods;
 
     // The only GPU node has 2 GPUs: the first pod takes both, the second waits as Unschedulable.
     let gpus = [("nvidia.com/gpu", "2")];
-    pods.create(
-        &PostParams::default(),
-        &pod("first", &[(OUTCOME_ANNOTATION, "hang")], &gpus),
-    )
-    .await
-    .unwrap();
-    wait_for(&pods, "first", "Running", conditions::is_pod_running()).await;
-    pods.create(&PostParams::default(), &pod("second", &[], &gpus))
-        .await
-        .unwrap();
-    let unschedulable = |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref()?.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
-            })
-    };
-    wait_for(&pods, "second", "PodScheduled=False", unschedulable).await;
+    world
+        .create(pod("first", &[(OUTCOME_ANNOTATION, "hang")], &gpus))
+        .await;
+    wait_for(pods, "first", "Running", conditions::is_pod_running()).await;
+    world.create(pod("second", &[], &gpus)).await;
+    wait_for(pods, "second", "PodScheduled=False", unschedulable()).await;
 
     // Finishing the first pod frees its GPUs; the simulator binds the waiting pod, as the scheduler would.
-    let steer = json!({"metadata": {"annotations": {OUTCOME_ANNOTATION: "succeed"}}});
-    pods.patch("first", &PatchParams::default(), &Patch::Merge(steer))
-        .await
-        .unwrap();
-    wait_for(&pods, "first", "Succeeded", phase_is("Succeeded")).await;
-    let second = wait_for(&pods, "second", "Succeeded", phase_is("Succeeded")).await;
-    assert_eq!(
-        second.spec.unwrap().node_name.unwrap(),
-        format!("{}-gpu", ctx.namespace)
-    );
+    world.steer("first", "succeed").await;
+    wait_for(pods, "first", "Succeeded", phase_is("Succeeded")).await;
+    let second = wait_for(pods, "second", "Succeeded", phase_is("Succeeded")).await;
+    assert_eq!(second.spec.unwrap().node_name.unwrap(), world.node("gpu"));
 }
