@@ -34,6 +34,27 @@ fn run(cmd: &mut Command) -> (Output, String) {
     (out, text)
 }
 
+/// `policy test` of the Rust template on `cases`, with blessing off and `CI` unset (a test that blesses does so on a
+/// scratch copy, on purpose; CI would refuse it).
+fn policy_test(cases: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.args(["policy", "test"])
+        .arg(policy("rust-policy-template"))
+        .arg("--cases")
+        .arg(cases)
+        .env("BLESS", "0")
+        .env_remove("CI");
+    cmd
+}
+
+/// A scratch cases folder holding a copy of the template's case `from`, named `name`.
+fn scratch_case(from: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join(name);
+    copy_dir(&template_cases().join(from), &case);
+    (dir, case)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -61,22 +82,13 @@ fn policy_test_passes_the_template_cases_with_a_summary_line() {
 
 #[test]
 fn a_mismatch_fails_with_a_diff_and_bless_rewrites_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("labels-and-resources");
-    copy_dir(&template_cases().join("labels-and-resources"), &case);
+    let (dir, case) = scratch_case("labels-and-resources", "labels-and-resources");
     let expected = case.join("expected.yaml");
     let original = std::fs::read_to_string(&expected).unwrap();
     std::fs::write(&expected, original.replace("team: vision", "team: blue")).unwrap();
 
     let test = |bless: bool| {
-        let mut cmd = bin();
-        cmd.args(["policy", "test"])
-            .arg(policy("rust-policy-template"))
-            .arg("--cases")
-            .arg(dir.path())
-            .env("BLESS", "0")
-            // Blessing is refused under CI; this test blesses a scratch copy on purpose.
-            .env_remove("CI");
+        let mut cmd = policy_test(dir.path());
         if bless {
             cmd.arg("--bless");
         }
@@ -100,17 +112,9 @@ fn a_mismatch_fails_with_a_diff_and_bless_rewrites_it() {
 
 #[test]
 fn a_case_without_expectation_fails_until_blessed() {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("new-case");
-    copy_dir(&template_cases().join("invalid-config"), &case);
+    let (dir, case) = scratch_case("invalid-config", "new-case");
     std::fs::remove_file(case.join("expected-error.txt")).unwrap();
-    let mut cmd = bin();
-    cmd.args(["policy", "test"])
-        .arg(policy("rust-policy-template"))
-        .arg("--cases")
-        .arg(dir.path())
-        .env("BLESS", "0")
-        .env_remove("CI");
+    let mut cmd = policy_test(dir.path());
     let (out, text) = run(&mut cmd);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("--bless"), "{text}");
@@ -125,16 +129,9 @@ fn a_case_without_expectation_fails_until_blessed() {
 
 #[test]
 fn blessing_is_refused_under_ci() {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("new-case");
-    copy_dir(&template_cases().join("invalid-config"), &case);
+    let (dir, case) = scratch_case("invalid-config", "new-case");
     std::fs::remove_file(case.join("expected-error.txt")).unwrap();
-    let (out, text) = run(bin()
-        .args(["policy", "test", "--bless"])
-        .arg(policy("rust-policy-template"))
-        .arg("--cases")
-        .arg(dir.path())
-        .env("CI", "true"));
+    let (out, text) = run(policy_test(dir.path()).arg("--bless").env("CI", "true"));
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("blessing refused: CI=true"), "{text}");
     assert!(!case.join("expected-error.txt").exists());
@@ -142,19 +139,10 @@ fn blessing_is_refused_under_ci() {
 
 #[test]
 fn an_error_of_the_wrong_kind_fails_and_an_empty_expectation_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("invalid-config");
-    copy_dir(&template_cases().join("invalid-config"), &case);
+    let (dir, case) = scratch_case("invalid-config", "invalid-config");
     let expected = case.join("expected-error.txt");
     let original = std::fs::read_to_string(&expected).unwrap();
-    let test = || {
-        run(bin()
-            .args(["policy", "test"])
-            .arg(policy("rust-policy-template"))
-            .arg("--cases")
-            .arg(dir.path())
-            .env_remove("BLESS"))
-    };
+    let test = || run(&mut policy_test(dir.path()));
     std::fs::write(&expected, original.replace("invalid-config:", "reject:")).unwrap();
     let (out, text) = test();
     assert_eq!(out.status.code(), Some(1), "{text}");

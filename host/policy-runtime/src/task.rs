@@ -41,27 +41,16 @@ pub struct TaskContext {
 
 impl From<CaseTask> for TaskContext {
     fn from(task: CaseTask) -> Self {
-        let CaseTask {
-            id,
-            name,
-            project,
-            user,
-            queue_id,
-            queue_name,
-            tags,
-            image,
-            properties,
-        } = task;
         Self {
-            id,
-            name,
-            project,
-            user,
-            queue_id,
-            queue_name,
-            tags,
-            image,
-            properties,
+            id: task.id,
+            name: task.name,
+            project: task.project,
+            user: task.user,
+            queue_id: task.queue_id,
+            queue_name: task.queue_name,
+            tags: task.tags,
+            image: task.image,
+            properties: task.properties,
         }
     }
 }
