@@ -10,6 +10,7 @@
 //!   figures recorded in BENCHMARKS.md.
 //!
 //! # Layout
+//! - [`bench`]: the agent benchmark's figures, its Markdown report and values.
 //! - [`bins`]: where the agent and kubelet-sim binaries are (next to the driver's own binary).
 //! - [`agent_process`]: start the agent, wait for `/readyz`, stop it with SIGTERM, read its CPU time and memory.
 //! - [`counting`]: the emulator on two listeners: one for the agent (every request counted by endpoint, with the
@@ -23,6 +24,7 @@
 //! - [`table`]: the demo's table (pure).
 
 pub mod agent_process;
+pub mod bench;
 pub mod bins;
 pub mod clearml;
 pub mod counting;

@@ -4,7 +4,6 @@
 //! concurrency; an idle agent's request rate and enqueue-to-pod latency; enqueue-to-pod while busy. Loopback only,
 //! bounded in time (every wait has a deadline). Prints a Markdown report and writes it to `--out`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,11 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use driver::agent_process::{AgentProcess, AgentSpec};
+use driver::bench::{
+    Burst, Idle, Plain, Shape, as_submitted, load_average, policy_seconds, report, values_yaml,
+};
 use driver::clearml::{Clearml, NewTask};
 use driver::counting::{self, CountedEmulator};
 use driver::pod_watch::PodWatch;
 use driver::sim_process::{SimProcess, SimSpec};
-use driver::stats::{human, mib, percentile};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -53,8 +54,6 @@ struct Args {
 const PATIENCE: Duration = Duration::from_secs(300);
 /// A run whose pod count has not moved for this long is stuck: give up rather than wait out [`PATIENCE`].
 const STALL: Duration = Duration::from_secs(30);
-/// The policy chain every queue runs (the order BENCHMARKS.md calls "the default chain").
-const CHAIN: &str = "template-overrides → gpu-sizing → team-labels → guardrails";
 
 /// The driver says itself what goes wrong; kube's client logs every refused probe of the starting apiserver.
 const QUIET_LOGS: &str = "warn,kube_client=off";
@@ -88,7 +87,12 @@ async fn run() -> anyhow::Result<()> {
     let without = bench.burst("no-policies", true).await?;
     let plain = bench.plain_loop(&with.pods).await?;
     let idle = bench.idle_and_busy(with.rate).await?;
-    let mut report = report(&args, &with, &without, &plain, &idle);
+    let shape = Shape {
+        tasks: args.tasks,
+        queues: args.queues,
+        concurrency: args.concurrency,
+    };
+    let mut report = report(&shape, &with, &without, &plain, &idle);
     let _ = writeln!(
         report,
         "\nLoad average at the start / end: {load_start} / {} (2 vCPU shared with other work: figures move with it).",
@@ -110,37 +114,6 @@ struct Bench {
     sim: SimProcess,
     agent_bin: PathBuf,
     values: PathBuf,
-}
-
-/// What a throughput run measured.
-struct Burst {
-    rate: f64,
-    wall: Duration,
-    latencies: Vec<Duration>,
-    cpu_per_task: Duration,
-    rss_ready: u64,
-    rss_end: u64,
-    peak_rss: u64,
-    requests: Vec<(String, u64)>,
-    requests_total: u64,
-    policy_seconds: BTreeMap<String, (f64, f64)>,
-    pods: Vec<Pod>,
-}
-
-/// The plain kube-rs loop.
-struct Plain {
-    rate: f64,
-    latencies: Vec<Duration>,
-}
-
-/// The idle agent and the busy stream.
-struct Idle {
-    requests_per_second: f64,
-    window: Duration,
-    requests: Vec<(String, u64)>,
-    idle_latencies: Vec<Duration>,
-    busy_rate: f64,
-    busy_latencies: Vec<Duration>,
 }
 
 impl Bench {
@@ -540,236 +513,4 @@ async fn delete_pods(api: &Api<Pod>) {
     if let Err(err) = api.delete_collection(&params, &ListParams::default()).await {
         eprintln!("bench-agent: deleting the run's pods: {err}");
     }
-}
-
-/// The pod as the agent submitted it, for another namespace: no status, no server-set metadata, unbound.
-fn as_submitted(pod: &Pod, namespace: &str) -> Pod {
-    let mut fresh = Pod::default();
-    fresh.metadata.name = pod.metadata.name.clone();
-    fresh.metadata.namespace = Some(namespace.into());
-    fresh.metadata.labels = pod.metadata.labels.clone();
-    fresh.metadata.annotations = pod.metadata.annotations.clone();
-    fresh.spec = pod.spec.clone();
-    if let Some(spec) = fresh.spec.as_mut() {
-        spec.node_name = None;
-    }
-    fresh
-}
-
-/// `(sum seconds, count)` per policy from the agent's per-policy histogram
-/// (`clearml_agent_policy_evaluation_seconds{policy=...}`).
-fn policy_seconds(metrics: &str) -> BTreeMap<String, (f64, f64)> {
-    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for line in metrics.lines() {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let Some(policy) = series
-            .split("policy=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-        else {
-            continue;
-        };
-        let entry = out.entry(policy.to_string()).or_default();
-        if series.contains("_seconds_sum{") {
-            entry.0 = value;
-        } else if series.contains("_seconds_count{") {
-            entry.1 = value;
-        }
-    }
-    out.retain(|_, (_, count)| *count > 0.0);
-    out
-}
-
-/// The bench's values: `queues` queues, each with the default chain after its own `templateOverrides`.
-fn values_yaml(queues: usize) -> String {
-    let mut out = String::from(
-        "# Written by bench-agent: the default chain on every queue.\n\
-         agentk8sglue:\n  apiServerUrlReference: http://clearml-apiserver:8008\n  createQueues: true\n  \
-         basePodTemplate:\n    labels: {team: red}\n    resources: {limits: {memory: 1Gi}}\n  queues:\n",
-    );
-    for i in 0..queues {
-        let _ = write!(
-            out,
-            "    bench-{i}:\n      templateOverrides: {{labels: {{team: team-{i}}}, resources: {{limits: {{memory: 2Gi}}}}}}\n      \
-             policies:\n        \
-             - {{plugin: gpu-sizing, config: {{gpus: 1, maxGpus: 4, cpuPerGpu: 4, memoryPerGpu: 16Gi}}}}\n        \
-             - {{plugin: team-labels, config: {{userLabel: clearml.ai/user, projectLabel: clearml.ai/project}}}}\n        \
-             - {{plugin: guardrails, config: {{requireLimits: [memory], allowedRegistries: [docker.io/library]}}}}\n"
-        );
-    }
-    out
-}
-
-fn p(samples: &[Duration], pct: f64) -> String {
-    percentile(samples, pct).map_or("-".into(), human)
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "**not met**" }
-}
-
-fn report(args: &Args, with: &Burst, without: &Burst, plain: &Plain, idle: &Idle) -> String {
-    let mut r = String::new();
-    let tasks = args.tasks as f64;
-    let per_task = with.requests_total as f64 / tasks;
-    let cost = 1.0 - with.rate / without.rate;
-    let idle_p50 = percentile(&idle.idle_latencies, 50.0).unwrap_or_default();
-    let busy_p50 = percentile(&idle.busy_latencies, 50.0).unwrap_or_default();
-    let _ = writeln!(
-        r,
-        "## bench-agent: {} tasks over {} queues, concurrency {}\n",
-        args.tasks, args.queues, args.concurrency
-    );
-    let _ = writeln!(
-        r,
-        "| run | tasks/s (first pop → last pod) | wall | enqueue-to-pod p50 | p99 | agent CPU / task | RSS ready → with all pods | peak RSS | ClearML requests / task |"
-    );
-    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|");
-    for (name, b) in [
-        (format!("default chain ({CHAIN})"), with),
-        ("`--no-policies`".to_string(), without),
-    ] {
-        let _ = writeln!(
-            r,
-            "| {name} | {:.1} | {:.2} s | {} | {} | {} | {} → {} | {} | {:.2} |",
-            b.rate,
-            b.wall.as_secs_f64(),
-            p(&b.latencies, 50.0),
-            p(&b.latencies, 99.0),
-            human(b.cpu_per_task),
-            mib(b.rss_ready),
-            mib(b.rss_end),
-            mib(b.peak_rss),
-            b.requests_total as f64 / tasks,
-        );
-    }
-    let _ = writeln!(
-        r,
-        "| plain kube-rs loop, same pods | {:.1} | {:.2} s | create p50 {} | p99 {} | | | | |\n",
-        plain.rate,
-        plain.latencies.len() as f64 / plain.rate,
-        p(&plain.latencies, 50.0),
-        p(&plain.latencies, 99.0),
-    );
-    let _ = writeln!(
-        r,
-        "Idle agent ({} queues, {:.0} s window): {:.2} ClearML requests/s ({}).",
-        args.queues,
-        idle.window.as_secs_f64(),
-        idle.requests_per_second,
-        breakdown(&idle.requests, idle.window.as_secs_f64())
-    );
-    let _ = writeln!(
-        r,
-        "Enqueue-to-pod, idle agent at the default poll settings ({} samples): p50 {}, max {}.",
-        idle.idle_latencies.len(),
-        p(&idle.idle_latencies, 50.0),
-        p(&idle.idle_latencies, 100.0)
-    );
-    let _ = writeln!(
-        r,
-        "Enqueue-to-pod while busy ({} tasks streamed at {:.0}/s over the queues): p50 {}, p99 {}.\n",
-        idle.busy_latencies.len(),
-        idle.busy_rate,
-        p(&idle.busy_latencies, 50.0),
-        p(&idle.busy_latencies, 99.0)
-    );
-    let rounds = with
-        .requests
-        .iter()
-        .find(|(e, _)| e == "queues.get_all")
-        .map_or(0, |(_, n)| *n);
-    if rounds > 0 {
-        let _ = writeln!(
-            r,
-            "Dispatch rounds (one `queues.get_all` each) in the default chain run: {rounds}, {:.1} tasks per round.",
-            tasks / rounds as f64
-        );
-    }
-    let _ = writeln!(
-        r,
-        "ClearML requests per task, default chain run: {}.",
-        breakdown(&with.requests, tasks)
-    );
-    if !with.policy_seconds.is_empty() {
-        let parts: Vec<String> = with
-            .policy_seconds
-            .iter()
-            .map(|(policy, (sum, count))| {
-                format!("{policy} {}", human(Duration::from_secs_f64(sum / count)))
-            })
-            .collect();
-        let _ = writeln!(
-            r,
-            "Mean policy time per evaluation (agent's histogram): {}.",
-            parts.join(", ")
-        );
-    }
-    let _ = writeln!(r, "\n| target | measured | |\n|---|---|---|");
-    let rows = [
-        (
-            "≥ 50% of the plain loop's rate",
-            format!("{:.0}%", 100.0 * with.rate / plain.rate),
-            with.rate >= 0.5 * plain.rate,
-        ),
-        (
-            "default chain costs ≤ 10% of the rate without policies",
-            format!("{:.1}%", 100.0 * cost),
-            cost <= 0.10,
-        ),
-        (
-            "≤ 5 ClearML requests per task",
-            format!("{per_task:.2}"),
-            per_task <= 5.0,
-        ),
-        (
-            "RSS ≤ 60 MB (57.2 MiB) tracking 1,000 pods",
-            format!("{} (peak {})", mib(with.rss_end), mib(with.peak_rss)),
-            with.rss_end <= 60 * 1000 * 1000,
-        ),
-        (
-            "idle ≤ 2 ClearML requests/s",
-            format!("{:.2}/s", idle.requests_per_second),
-            idle.requests_per_second <= 2.0,
-        ),
-        (
-            "p50 enqueue-to-pod ≤ 1 s idle",
-            human(idle_p50),
-            idle_p50 <= Duration::from_secs(1),
-        ),
-        (
-            "p50 enqueue-to-pod ≤ 250 ms busy",
-            human(busy_p50),
-            busy_p50 <= Duration::from_millis(250),
-        ),
-    ];
-    for (target, measured, ok) in rows {
-        let _ = writeln!(r, "| {target} | {measured} | {} |", met(ok));
-    }
-    r
-}
-
-/// The 1-minute load average (`/proc/loadavg`), or `?`.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// `endpoint n, ...` with counts divided by `per`.
-fn breakdown(requests: &[(String, u64)], per: f64) -> String {
-    if requests.is_empty() {
-        return "none".into();
-    }
-    requests
-        .iter()
-        .map(|(endpoint, n)| format!("{endpoint} {:.2}", *n as f64 / per))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -1,0 +1,355 @@
+//! The agent benchmark's figures and report (`src/bin/bench-agent.rs` runs it): what each run measured, the
+//! Markdown report with every target marked met or not, the values the agent runs with, and the pure helpers
+//! (metrics parsing, pods as submitted).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::stats::{human, mib, percentile};
+
+/// The policy chain every queue runs (the order BENCHMARKS.md calls "the default chain").
+pub const CHAIN: &str = "template-overrides → gpu-sizing → team-labels → guardrails";
+
+/// The size of a benchmark: tasks per burst, queues, the agent's `--max-in-flight` (and the plain loop's
+/// concurrency).
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Tasks per burst.
+    pub tasks: usize,
+    /// Queues the tasks are spread over.
+    pub queues: usize,
+    /// Submissions in flight (agent) and creates in flight (plain loop).
+    pub concurrency: usize,
+}
+
+/// What a throughput run measured.
+pub struct Burst {
+    pub rate: f64,
+    pub wall: Duration,
+    pub latencies: Vec<Duration>,
+    pub cpu_per_task: Duration,
+    pub rss_ready: u64,
+    pub rss_end: u64,
+    pub peak_rss: u64,
+    pub requests: Vec<(String, u64)>,
+    pub requests_total: u64,
+    pub policy_seconds: BTreeMap<String, (f64, f64)>,
+    pub pods: Vec<Pod>,
+}
+
+/// The plain kube-rs loop.
+pub struct Plain {
+    pub rate: f64,
+    pub latencies: Vec<Duration>,
+}
+
+/// The idle agent and the busy stream.
+pub struct Idle {
+    pub requests_per_second: f64,
+    pub window: Duration,
+    pub requests: Vec<(String, u64)>,
+    pub idle_latencies: Vec<Duration>,
+    pub busy_rate: f64,
+    pub busy_latencies: Vec<Duration>,
+}
+
+/// The pod as the agent submitted it, for another namespace: no status, no server-set metadata, unbound.
+pub fn as_submitted(pod: &Pod, namespace: &str) -> Pod {
+    let mut fresh = Pod::default();
+    fresh.metadata.name = pod.metadata.name.clone();
+    fresh.metadata.namespace = Some(namespace.into());
+    fresh.metadata.labels = pod.metadata.labels.clone();
+    fresh.metadata.annotations = pod.metadata.annotations.clone();
+    fresh.spec = pod.spec.clone();
+    if let Some(spec) = fresh.spec.as_mut() {
+        spec.node_name = None;
+    }
+    fresh
+}
+
+/// `(sum seconds, count)` per policy from the agent's per-policy histogram
+/// (`clearml_agent_policy_evaluation_seconds{policy=...}`).
+pub fn policy_seconds(metrics: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let Some(policy) = series
+            .split("policy=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        else {
+            continue;
+        };
+        let entry = out.entry(policy.to_string()).or_default();
+        if series.contains("_seconds_sum{") {
+            entry.0 = value;
+        } else if series.contains("_seconds_count{") {
+            entry.1 = value;
+        }
+    }
+    out.retain(|_, (_, count)| *count > 0.0);
+    out
+}
+
+/// The bench's values: `queues` queues, each with the default chain after its own `templateOverrides`.
+pub fn values_yaml(queues: usize) -> String {
+    let mut out = String::from(
+        "# Written by bench-agent: the default chain on every queue.\n\
+         agentk8sglue:\n  apiServerUrlReference: http://clearml-apiserver:8008\n  createQueues: true\n  \
+         basePodTemplate:\n    labels: {team: red}\n    resources: {limits: {memory: 1Gi}}\n  queues:\n",
+    );
+    for i in 0..queues {
+        let _ = write!(
+            out,
+            "    bench-{i}:\n      templateOverrides: {{labels: {{team: team-{i}}}, resources: {{limits: {{memory: 2Gi}}}}}}\n      \
+             policies:\n        \
+             - {{plugin: gpu-sizing, config: {{gpus: 1, maxGpus: 4, cpuPerGpu: 4, memoryPerGpu: 16Gi}}}}\n        \
+             - {{plugin: team-labels, config: {{userLabel: clearml.ai/user, projectLabel: clearml.ai/project}}}}\n        \
+             - {{plugin: guardrails, config: {{requireLimits: [memory], allowedRegistries: [docker.io/library]}}}}\n"
+        );
+    }
+    out
+}
+
+fn p(samples: &[Duration], pct: f64) -> String {
+    percentile(samples, pct).map_or("-".into(), human)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+pub fn report(shape: &Shape, with: &Burst, without: &Burst, plain: &Plain, idle: &Idle) -> String {
+    let mut r = String::new();
+    let tasks = shape.tasks as f64;
+    let per_task = with.requests_total as f64 / tasks;
+    let cost = 1.0 - with.rate / without.rate;
+    let idle_p50 = percentile(&idle.idle_latencies, 50.0).unwrap_or_default();
+    let busy_p50 = percentile(&idle.busy_latencies, 50.0).unwrap_or_default();
+    let _ = writeln!(
+        r,
+        "## bench-agent: {} tasks over {} queues, concurrency {}\n",
+        shape.tasks, shape.queues, shape.concurrency
+    );
+    let _ = writeln!(
+        r,
+        "| run | tasks/s (first pop → last pod) | wall | enqueue-to-pod p50 | p99 | agent CPU / task | RSS ready → with all pods | peak RSS | ClearML requests / task |"
+    );
+    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|");
+    for (name, b) in [
+        (format!("default chain ({CHAIN})"), with),
+        ("`--no-policies`".to_string(), without),
+    ] {
+        let _ = writeln!(
+            r,
+            "| {name} | {:.1} | {:.2} s | {} | {} | {} | {} → {} | {} | {:.2} |",
+            b.rate,
+            b.wall.as_secs_f64(),
+            p(&b.latencies, 50.0),
+            p(&b.latencies, 99.0),
+            human(b.cpu_per_task),
+            mib(b.rss_ready),
+            mib(b.rss_end),
+            mib(b.peak_rss),
+            b.requests_total as f64 / tasks,
+        );
+    }
+    let _ = writeln!(
+        r,
+        "| plain kube-rs loop, same pods | {:.1} | {:.2} s | create p50 {} | p99 {} | | | | |\n",
+        plain.rate,
+        plain.latencies.len() as f64 / plain.rate,
+        p(&plain.latencies, 50.0),
+        p(&plain.latencies, 99.0),
+    );
+    let _ = writeln!(
+        r,
+        "Idle agent ({} queues, {:.0} s window): {:.2} ClearML requests/s ({}).",
+        shape.queues,
+        idle.window.as_secs_f64(),
+        idle.requests_per_second,
+        breakdown(&idle.requests, idle.window.as_secs_f64())
+    );
+    let _ = writeln!(
+        r,
+        "Enqueue-to-pod, idle agent at the default poll settings ({} samples): p50 {}, max {}.",
+        idle.idle_latencies.len(),
+        p(&idle.idle_latencies, 50.0),
+        p(&idle.idle_latencies, 100.0)
+    );
+    let _ = writeln!(
+        r,
+        "Enqueue-to-pod while busy ({} tasks streamed at {:.0}/s over the queues): p50 {}, p99 {}.\n",
+        idle.busy_latencies.len(),
+        idle.busy_rate,
+        p(&idle.busy_latencies, 50.0),
+        p(&idle.busy_latencies, 99.0)
+    );
+    let rounds = with
+        .requests
+        .iter()
+        .find(|(e, _)| e == "queues.get_all")
+        .map_or(0, |(_, n)| *n);
+    if rounds > 0 {
+        let _ = writeln!(
+            r,
+            "Dispatch rounds (one `queues.get_all` each) in the default chain run: {rounds}, {:.1} tasks per round.",
+            tasks / rounds as f64
+        );
+    }
+    let _ = writeln!(
+        r,
+        "ClearML requests per task, default chain run: {}.",
+        breakdown(&with.requests, tasks)
+    );
+    if !with.policy_seconds.is_empty() {
+        let parts: Vec<String> = with
+            .policy_seconds
+            .iter()
+            .map(|(policy, (sum, count))| {
+                format!("{policy} {}", human(Duration::from_secs_f64(sum / count)))
+            })
+            .collect();
+        let _ = writeln!(
+            r,
+            "Mean policy time per evaluation (agent's histogram): {}.",
+            parts.join(", ")
+        );
+    }
+    let _ = writeln!(r, "\n| target | measured | |\n|---|---|---|");
+    let rows = [
+        (
+            "≥ 50% of the plain loop's rate",
+            format!("{:.0}%", 100.0 * with.rate / plain.rate),
+            with.rate >= 0.5 * plain.rate,
+        ),
+        (
+            "default chain costs ≤ 10% of the rate without policies",
+            format!("{:.1}%", 100.0 * cost),
+            cost <= 0.10,
+        ),
+        (
+            "≤ 5 ClearML requests per task",
+            format!("{per_task:.2}"),
+            per_task <= 5.0,
+        ),
+        (
+            "RSS ≤ 60 MB (57.2 MiB) tracking 1,000 pods",
+            format!("{} (peak {})", mib(with.rss_end), mib(with.peak_rss)),
+            with.rss_end <= 60 * 1000 * 1000,
+        ),
+        (
+            "idle ≤ 2 ClearML requests/s",
+            format!("{:.2}/s", idle.requests_per_second),
+            idle.requests_per_second <= 2.0,
+        ),
+        (
+            "p50 enqueue-to-pod ≤ 1 s idle",
+            human(idle_p50),
+            idle_p50 <= Duration::from_secs(1),
+        ),
+        (
+            "p50 enqueue-to-pod ≤ 250 ms busy",
+            human(busy_p50),
+            busy_p50 <= Duration::from_millis(250),
+        ),
+    ];
+    for (target, measured, ok) in rows {
+        let _ = writeln!(r, "| {target} | {measured} | {} |", met(ok));
+    }
+    r
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `?`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `endpoint n, ...` with counts divided by `per`.
+pub fn breakdown(requests: &[(String, u64)], per: f64) -> String {
+    if requests.is_empty() {
+        return "none".into();
+    }
+    requests
+        .iter()
+        .map(|(endpoint, n)| format!("{endpoint} {:.2}", *n as f64 / per))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_policy_time_from_the_histogram() {
+        let metrics = "# HELP x\n\
+            clearml_agent_policy_evaluation_seconds_bucket{policy=\"gpu-sizing\",le=\"0.001\"} 3\n\
+            clearml_agent_policy_evaluation_seconds_sum{policy=\"gpu-sizing\"} 0.6\n\
+            clearml_agent_policy_evaluation_seconds_count{policy=\"gpu-sizing\"} 2000\n\
+            clearml_agent_policy_evaluation_seconds_sum{policy=\"unused\"} 0\n\
+            clearml_agent_policy_evaluation_seconds_count{policy=\"unused\"} 0\n\
+            clearml_agent_leader 1\n";
+        let got = policy_seconds(metrics);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got["gpu-sizing"], (0.6, 2000.0));
+    }
+
+    #[test]
+    fn the_values_have_every_queue_with_the_default_chain() {
+        let values: serde_yaml::Value = serde_yaml::from_str(&values_yaml(10)).unwrap();
+        let queues = values["agentk8sglue"]["queues"].as_mapping().unwrap();
+        assert_eq!(queues.len(), 10);
+        let plugins: Vec<&str> = values["agentk8sglue"]["queues"]["bench-9"]["policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| p["plugin"].as_str().unwrap())
+            .collect();
+        assert_eq!(plugins, ["gpu-sizing", "team-labels", "guardrails"]);
+    }
+
+    #[test]
+    fn a_pod_as_submitted_has_no_server_state() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "clearml-id-1", "namespace": "a", "uid": "u", "resourceVersion": "7",
+                         "labels": {"clearml-task-id": "1"}},
+            "spec": {"nodeName": "n", "containers": [{"name": "clearml-task", "image": "i"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        pod = as_submitted(&pod, "b");
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("b"));
+        assert!(
+            pod.metadata.uid.is_none()
+                && pod.metadata.resource_version.is_none()
+                && pod.status.is_none()
+        );
+        assert!(pod.spec.unwrap().node_name.is_none());
+        assert_eq!(pod.metadata.labels.unwrap()["clearml-task-id"], "1");
+    }
+
+    #[test]
+    fn breakdowns_divide_and_keep_order() {
+        let requests = vec![
+            ("queues.get_next_task".to_string(), 1000),
+            ("queues.get_all".to_string(), 230),
+        ];
+        assert_eq!(
+            breakdown(&requests, 1000.0),
+            "queues.get_next_task 1.00, queues.get_all 0.23"
+        );
+        assert_eq!(breakdown(&[], 1.0), "none");
+    }
+}
