@@ -103,6 +103,9 @@ impl Follower {
             }
             let memory = self.memory.entry(task_id.clone()).or_default();
             let actions = lifecycle::decide(pod, views.get(task_id), memory, settings, now);
+            if !actions.is_empty() {
+                tracing::debug!(task_id, task = ?views.get(task_id), ?actions, "lifecycle");
+            }
             for action in actions {
                 if !carry_out(shared, pod, task_id, &action, memory).await {
                     break;

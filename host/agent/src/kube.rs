@@ -232,6 +232,10 @@ impl PodTracker {
         let notify = changed.clone();
         let stream = watcher(api, config)
             .default_backoff()
+            // The cache keeps what the agent reads; managedFields alone are a third of a pod's size.
+            .modify(|pod| {
+                pod.metadata.managed_fields = None;
+            })
             .reflect(writer)
             .applied_objects()
             .inspect(move |_| notify.notify_one());

@@ -228,11 +228,18 @@ pub fn decide(
     let live = task.is_some_and(TaskView::is_live) && !memory.settled;
     let mut actions = Vec::new();
 
-    if task.is_some_and(TaskView::is_aborted)
-        && !deleting
+    if let Some(task) = task.filter(|t| t.is_aborted())
         && !matches!(phase(pod), "Succeeded" | "Failed")
     {
-        return vec![Action::DeletePod];
+        let mut actions = if deleting {
+            vec![]
+        } else {
+            vec![Action::DeletePod]
+        };
+        if task.status == Some(TaskStatus::InProgress) && !memory.settled {
+            actions.push(Action::MarkStopped);
+        }
+        return actions;
     }
     match phase(pod) {
         "Pending" if !deleting => {

@@ -385,16 +385,24 @@ async fn dispatch_loop(
         .queue_poll_frequency
         .max(Duration::from_millis(50));
     let batch_cap = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
+    // After a round that popped tasks, an empty round waits only briefly (doubling up to the poll interval): a busy
+    // queue's next task is picked up in tens of milliseconds, while an idle agent settles at one query per poll.
+    let mut idle_wait = poll;
     while !*stop.borrow() {
         // Reap finished submissions so the set does not grow.
         while submissions.try_join_next().is_some() {}
         let free_slots = u32::try_from(permits.available_permits()).unwrap_or(0);
+        if free_slots == 0 {
+            // Every submission slot is busy: nothing could be popped, so do not ask ClearML; wait for one to end.
+            wake_on(&mut stop, poll, None, &mut submissions).await;
+            continue;
+        }
         let waiting = match waiting_counts(&shared, batch_cap).await {
             Ok(waiting) => waiting,
             Err(err) => {
                 shared.metrics.clearml_error(err.endpoint());
                 tracing::warn!(error = %err, "cannot read the queues; retrying");
-                wait(&mut stop, poll, None).await;
+                wake_on(&mut stop, poll, None, &mut submissions).await;
                 continue;
             }
         };
@@ -419,8 +427,17 @@ async fn dispatch_loop(
         let plan = dispatch::plan(&states, limits, cursor);
         cursor = plan.next_cursor;
         if plan.pops.is_empty() {
+            // Tasks wait but capacity holds them back: a finishing pod or submission is what changes that.
             let held_back = waiting.iter().any(|&w| w > 0);
-            wait(&mut stop, poll, held_back.then_some(&shared.tracker)).await;
+            let delay = if held_back { poll } else { idle_wait };
+            wake_on(
+                &mut stop,
+                delay,
+                held_back.then_some(&shared.tracker),
+                &mut submissions,
+            )
+            .await;
+            idle_wait = (idle_wait * 2).min(poll);
             continue;
         }
         let clearml = &shared.clearml;
@@ -456,18 +473,22 @@ async fn dispatch_loop(
             }
         }
         if popped == 0 {
-            wait(&mut stop, poll, None).await;
+            wake_on(&mut stop, idle_wait, None, &mut submissions).await;
+            idle_wait = (idle_wait * 2).min(poll);
+        } else {
+            idle_wait = Duration::from_millis(25).min(poll);
         }
     }
     // Shutdown: no more pops; let what was popped reach its pod (or its failure) so no task is left half-way.
     while submissions.join_next().await.is_some() {}
 }
 
-/// Sleep for the poll interval, or until a pod frees capacity (when `capacity` is given), or shutdown.
-async fn wait(
+/// Wait `delay`, or less: until a submission ends, a pod frees capacity (when `capacity` is given), or shutdown.
+async fn wake_on(
     stop: &mut tokio::sync::watch::Receiver<bool>,
-    poll: Duration,
+    delay: Duration,
     capacity: Option<&PodTracker>,
+    submissions: &mut JoinSet<()>,
 ) {
     let capacity_changed = async {
         match capacity {
@@ -475,9 +496,15 @@ async fn wait(
             None => std::future::pending().await,
         }
     };
+    let submission_ended = async {
+        if submissions.join_next().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
-        () = tokio::time::sleep(poll) => {}
+        () = tokio::time::sleep(delay) => {}
         () = capacity_changed => {}
+        () = submission_ended => {}
         _ = stop.wait_for(|s| *s) => {}
     }
 }

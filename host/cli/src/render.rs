@@ -97,7 +97,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                let mut task: TaskContext = serde_yaml::from_str(&text)
+                let mut task = TaskContext::from_yaml(&text)
                     .with_context(|| format!("{}: not a task file", path.display()))?;
                 task.queue_name = queue.name.clone();
                 let id = if task.queue_id.is_empty() {

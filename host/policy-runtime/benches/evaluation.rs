@@ -4,7 +4,7 @@
 //! BENCHMARKS.md). Built in the dev profile with optimised dependencies, like the tests, to avoid a second
 //! (release) build of wasmtime.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use policy_runtime::bench::percentile;

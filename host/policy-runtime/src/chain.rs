@@ -197,10 +197,7 @@ fn step_error(
 ) -> EvalError {
     EvalError {
         policy: policy.to_string(),
-        queue: queue
-            .or(Some(task.queue_name.as_str()))
-            .filter(|q| !q.is_empty())
-            .map(str::to_string),
+        queue: task.queue_for_messages(queue).map(str::to_string),
         task_id: Some(task.id.clone()).filter(|t| !t.is_empty()),
         kind,
     }

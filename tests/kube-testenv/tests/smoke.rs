@@ -3,6 +3,9 @@
 //!
 //! Every wait is a watch (`await_condition` or a watcher stream) bounded by a timeout; no sleeps.
 
+// Fixture helpers may unwrap too: a panic is the test failure we want (clippy only exempts #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{collections::BTreeMap, time::Duration};
 
 use futures::{StreamExt as _, TryStreamExt as _};

@@ -155,7 +155,7 @@ fn an_abort_in_clearml_deletes_the_pod() {
     };
     assert_eq!(
         decide_for(&running, Some(&stopping)),
-        vec![Action::DeletePod]
+        vec![Action::DeletePod, Action::MarkStopped]
     );
     assert_eq!(
         decide_for(&running, Some(&task(TaskStatus::Stopped))),

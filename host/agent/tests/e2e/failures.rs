@@ -6,17 +6,8 @@ use serde_json::json;
 
 use crate::harness::World;
 
-fn policy_dir() -> std::path::PathBuf {
-    std::env::var_os("POLICY_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/clearml-k8s-agent/policies")
-        })
-}
-
 fn values() -> String {
-    let hostile = policy_dir().join("test-hostile.wasm");
+    let hostile = cache_paths::test_policy("test-hostile");
     assert!(
         hostile.is_file(),
         "{} is missing: run `just wasm`",
