@@ -69,6 +69,7 @@ impl Follower {
     /// One round over every pod.
     pub async fn round(&mut self, shared: &Shared, settings: Settings) {
         let pods = shared.tracker.pods();
+        record_phases(shared, &pods);
         let current: HashMap<String, Arc<Pod>> = pods
             .iter()
             .filter_map(|p| task_label(p).map(|id| (id.to_string(), p.clone())))
@@ -129,6 +130,29 @@ impl Follower {
             .collect();
         let live: HashSet<&String> = current.keys().collect();
         self.memory.retain(|id, _| live.contains(id));
+    }
+}
+
+/// The `pods{phase}` gauge, from the pod watch's cache.
+fn record_phases(shared: &Shared, pods: &[Arc<Pod>]) {
+    let mut counts: HashMap<String, i64> = ["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+        .into_iter()
+        .map(|p| (p.to_string(), 0))
+        .collect();
+    for pod in pods {
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".into());
+        *counts.entry(phase).or_default() += 1;
+    }
+    for (phase, count) in counts {
+        shared
+            .metrics
+            .pods
+            .get_or_create(&crate::metrics::PhaseLabels { phase })
+            .set(count);
     }
 }
 

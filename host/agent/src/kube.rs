@@ -268,6 +268,21 @@ impl PodTracker {
             .find(|p| task_label(p) == Some(task_id))
     }
 
+    /// The task of the agent's pod named `pod` (cached, or being submitted right now), if it is one.
+    pub fn task_of_pod(&self, pod: &str) -> Option<String> {
+        if let Some(cached) = self
+            .store
+            .state()
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(pod))
+        {
+            return task_label(&cached).map(str::to_string);
+        }
+        let task = pod.strip_prefix("clearml-id-")?;
+        let reserved = self.reserved.lock().is_ok_and(|r| r.contains_key(task));
+        (reserved || self.is_submitting(task)).then(|| task.to_string())
+    }
+
     /// Hold a slot for `task_id` on `queue_id` until its pod shows up in the cache or [`Self::release`].
     pub fn reserve(&self, task_id: &str, queue_id: &str) {
         if let Ok(mut reserved) = self.reserved.lock() {

@@ -12,6 +12,7 @@
 //! - [`startup`]: queue resolution, the pending queue, worker registration.
 //! - [`policies`]: each queue's chain, loaded and validated at start-up.
 //! - [`lifecycle`] (pure) and [`follow`] (its loop): pod states → task status, messages, cleanup, aborts.
+//! - [`pod_events`]: the pods' Kubernetes Events appended to their tasks' console logs.
 //! - [`recover`]: start-up recovery of submissions a crash interrupted.
 //! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
 
@@ -22,6 +23,7 @@ pub mod guard;
 pub mod kube;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pod_events;
 pub mod policies;
 pub mod recover;
 pub mod render;

@@ -11,14 +11,9 @@ use std::time::Duration;
 use clearml_api::TaskStatus;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-/// Waiting reasons that mean the container will never start by itself: the task fails and the pod goes.
-pub const FATAL_WAITING: &[&str] = &[
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-];
+/// Waiting reasons that mean the container will never start by itself: the task fails and the pod goes. Others
+/// (`CreateContainerConfigError` for a Secret that is not there yet, ...) can clear up, so they are only reported.
+pub const FATAL_WAITING: &[&str] = &["ImagePullBackOff", "ErrImagePull", "InvalidImageName"];
 
 /// Pod failure reasons of a pod removed by the cluster rather than ended by its task: the task goes back to its
 /// queue instead of failing.

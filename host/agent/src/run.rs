@@ -297,6 +297,7 @@ pub async fn run(
         failpoint: options.failpoint.clone(),
     });
     crate::recover::recover(&shared).await;
+    tasks.spawn(crate::pod_events::stream(shared.clone()));
     tasks.spawn(crate::follow::follow(
         shared.clone(),
         crate::lifecycle::Settings {

@@ -159,3 +159,38 @@ fn render_prints_the_pod_offline() {
     assert_eq!(out.status.code(), Some(64), "{text}");
     assert!(text.contains("nope") && text.contains("blue"), "{text}");
 }
+
+#[tokio::test]
+async fn a_missing_queue_with_create_queues_false_exits_64_naming_it() {
+    let emulator = clearml_emulator::Emulator::start(clearml_emulator::EmulatorConfig {
+        credentials: vec![(ACCESS_KEY.into(), SECRET_KEY.into())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let values = write(
+        dir.path(),
+        "values.yaml",
+        "agentk8sglue:\n  createQueues: false\n  queues:\n    nosuchqueue:\n      templateOverrides: {}\n",
+    );
+    // A kubeconfig is read, not contacted, before the ClearML side has resolved the queues.
+    let kubeconfig = write(
+        dir.path(),
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: ns}}]\n\
+         current-context: x\n",
+    );
+    let mut cmd = bin();
+    cmd.env("CLEARML_API_HOST", emulator.base_url())
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["run", "--metrics-addr", "127.0.0.1:0", "--config"])
+        .arg(&values);
+    let (out, text) = tokio::task::spawn_blocking(move || output(&mut cmd))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    assert!(text.contains("agentk8sglue.queues.nosuchqueue"), "{text}");
+    assert!(text.contains("createQueues"), "{text}");
+}

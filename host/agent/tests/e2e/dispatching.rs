@@ -148,9 +148,14 @@ async fn a_pod_that_already_exists_is_adopted_not_duplicated() {
             .map(|p| p.metadata.name.clone())
             .collect::<Vec<_>>()
     );
-    assert_eq!(
-        world.task(&task).await.status,
-        Some(clearml_api::TaskStatus::Queued)
+    // Handed over: waiting in the pending queue, or already taken by the in-pod agent.
+    let status = world.task(&task).await.status;
+    assert!(
+        matches!(
+            status,
+            Some(clearml_api::TaskStatus::Queued | clearml_api::TaskStatus::InProgress)
+        ),
+        "{status:?}"
     );
     agent.stop().await.unwrap();
 }

@@ -33,6 +33,18 @@ agentk8sglue:
         - plugin: hostile
           config:
             mode: panic
+    looping:
+      templateOverrides: {{}}
+      policies:
+        - plugin: hostile
+          config:
+            mode: loop
+    hoarding:
+      templateOverrides: {{}}
+      policies:
+        - plugin: hostile
+          config:
+            mode: alloc
     fine:
       templateOverrides: {{}}
 "#,
@@ -74,6 +86,27 @@ async fn rejections_and_traps_fail_only_their_tasks_with_clear_messages() {
     let message = trapped.status_message.unwrap_or_default();
     assert!(
         message.contains("hostile") && message.contains("trapping") && message.contains("trapped"),
+        "{message}"
+    );
+    // An endless loop and a memory bomb are cut off by the deadline and the memory cap, naming the policy.
+    let looped = world.enqueue("looping", "loops", json!({})).await;
+    let hoarded = world.enqueue("hoarding", "hoards", json!({})).await;
+    let message = world
+        .wait_status(&looped, TaskStatus::Failed)
+        .await
+        .status_message
+        .unwrap_or_default();
+    assert!(
+        message.contains("hostile") && message.contains("timed out"),
+        "{message}"
+    );
+    let message = world
+        .wait_status(&hoarded, TaskStatus::Failed)
+        .await
+        .status_message
+        .unwrap_or_default();
+    assert!(
+        message.contains("hostile") && message.contains("memory"),
         "{message}"
     );
     // The other queue kept flowing, and the failed tasks have no pod.

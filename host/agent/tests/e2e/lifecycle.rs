@@ -106,6 +106,23 @@ async fn every_outcome_reaches_the_task_with_its_reason() {
         .await;
     }
     assert!(world.pod_of(&huge).await.is_some());
+
+    // The pods' Kubernetes Events reached the tasks' console logs.
+    let lines = eventually("the OOM pod's events in its task log", || async {
+        let log = world.clearml.events_get_task_log(&oom, 200).await.unwrap();
+        let lines: Vec<String> = log.events.into_iter().map(|e| e.msg).collect();
+        lines
+            .iter()
+            .any(|l| l.starts_with("[k8s]") && l.contains("Scheduled"))
+            .then_some(lines)
+    })
+    .await;
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains(crate::harness::SECRET_KEY)),
+        "{lines:?}"
+    );
     agent.stop().await.unwrap();
 }
 
