@@ -385,16 +385,20 @@ async fn dispatch_loop(
         .config
         .queue_poll_frequency
         .max(Duration::from_millis(50));
-    let batch_cap = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
+    let batch_cap = u32::try_from(max_in_flight.max(1) * 2).unwrap_or(u32::MAX);
     // After a round that popped tasks, an empty round waits only briefly (doubling up to the poll interval): a busy
     // queue's next task is picked up in tens of milliseconds, while an idle agent settles at one query per poll.
     let mut idle_wait = poll;
     while !*stop.borrow() {
         // Reap finished submissions so the set does not grow.
         while submissions.try_join_next().is_some() {}
-        let free_slots = u32::try_from(permits.available_permits()).unwrap_or(0);
+        // Up to one batch of popped tasks may wait for a submission slot, so a slot that frees up starts its next
+        // task at once instead of after another query and pop. They are counted as reserved capacity from the pop
+        // on, so `maxPods` still holds.
+        let lookahead = max_in_flight.max(1) * 2;
+        let free_slots = u32::try_from(lookahead.saturating_sub(submissions.len())).unwrap_or(0);
         if free_slots == 0 {
-            // Every submission slot is busy: nothing could be popped, so do not ask ClearML; wait for one to end.
+            // Every slot is busy and a batch waits: nothing more can be taken now, so do not ask ClearML.
             wake_on(&mut stop, poll, None, &mut submissions).await;
             continue;
         }
@@ -457,13 +461,12 @@ async fn dispatch_loop(
                         &queue.config.name,
                     );
                     shared.tracker.reserve(&next.entry.task, &queue.id);
-                    let Ok(permit) = permits.clone().acquire_owned().await else {
-                        break;
-                    };
                     let shared = shared.clone();
+                    let permits = permits.clone();
                     submissions.spawn(async move {
+                        // The semaphore is never closed; without a permit the submission still runs.
+                        let _permit = permits.acquire_owned().await.ok();
                         submit::submit(shared, queue, next).await;
-                        drop(permit);
                     });
                 }
                 Ok(None) => {}

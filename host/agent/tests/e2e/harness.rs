@@ -39,7 +39,17 @@ impl World {
         .await
     }
 
+    /// The same against an emulator serving ClearML Enterprise's feature set.
+    pub async fn enterprise(test: &str) -> Option<Self> {
+        let nodes = vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()];
+        Self::build(test, nodes, "enterprise").await
+    }
+
     pub async fn with_nodes(test: &str, nodes: Vec<NodeSpec>) -> Option<Self> {
+        Self::build(test, nodes, "basic").await
+    }
+
+    async fn build(test: &str, nodes: Vec<NodeSpec>, feature_set: &str) -> Option<Self> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -50,6 +60,7 @@ impl World {
         let ctx = kube_testenv::test_context(test).await?;
         let emulator = Emulator::start(EmulatorConfig {
             credentials: vec![(ACCESS_KEY.into(), SECRET_KEY.into())],
+            feature_set: feature_set.into(),
             ..EmulatorConfig::default()
         })
         .await

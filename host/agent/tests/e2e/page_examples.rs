@@ -229,3 +229,30 @@ async fn create_queues_creates_once_and_reuses_and_registers_all_queues() {
     }
     again.stop().await.unwrap();
 }
+
+/// The page's "Report GPUs in the Dashboard" example, with one queue so the agent can run.
+const DASHBOARD: &str = r#"
+agentk8sglue:
+  # -- Agent reporting to Dashboard max GPU available. This will report 2 GPUs.
+  dashboardReportMaxGpu: 2
+  createQueues: true
+  queues:
+    gpus:
+      templateOverrides: {}
+"#;
+
+#[tokio::test]
+async fn dashboard_report_max_gpu_reaches_an_enterprise_server() {
+    let Some(world) = World::enterprise("dashboard").await else {
+        return;
+    };
+    let agent = world.start_agent(DASHBOARD).await;
+    crate::harness::eventually("the cluster report", || async {
+        (world.emulator.call_count("workers.cluster_report") > 0).then_some(())
+    })
+    .await;
+    // The agent keeps working on the enterprise path too.
+    let task = world.enqueue("gpus", "enterprise task", json!({})).await;
+    world.wait_pod(&task).await;
+    agent.stop().await.unwrap();
+}
