@@ -16,6 +16,8 @@
 //! - [`recover`]: start-up recovery of submissions a crash interrupted.
 //! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod dispatch;
 pub mod follow;

@@ -4,6 +4,8 @@
 //! `wasm32-wasip2` and embeds them, so `clearml-k8s-agent run` can bind them by name with no files beside it. Other
 //! plugins come from files named in the values (`agentk8sglue.plugins.<name>`), not from here.
 
+#![warn(missing_docs)]
+
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 /// The component bytes of the default plugin `name`, if there is one.

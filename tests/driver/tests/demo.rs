@@ -6,6 +6,8 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+// Where the control plane binaries are comes from the environment: the test's edge.
+#[allow(clippy::disallowed_methods)]
 #[test]
 fn the_demo_prints_its_table_and_every_task_ends_as_expected() {
     if let Err(why) = kube_testenv::bins::locate(|key| std::env::var_os(key)) {

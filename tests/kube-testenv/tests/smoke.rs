@@ -29,6 +29,8 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Simulator and harness logs, captured per test by libtest and shown when a test fails.
+// Test logs honour RUST_LOG: the test binary's edge.
+#[allow(clippy::disallowed_methods)]
 fn logs() {
     let filter = std::env::var("RUST_LOG")
         .ok()

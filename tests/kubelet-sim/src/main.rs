@@ -34,6 +34,8 @@ struct Args {
     no_events: bool,
 }
 
+// The binary's edge: RUST_LOG is read here.
+#[allow(clippy::disallowed_methods)]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // An empty RUST_LOG (set by some shells and CI) would mean "errors only"; treat it as unset.

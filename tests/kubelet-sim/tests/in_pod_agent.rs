@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "clearml-agent-credentials";
 
+// Test logs honour RUST_LOG: the test binary's edge.
+#[allow(clippy::disallowed_methods)]
 fn logs() {
     let filter = std::env::var("RUST_LOG")
         .ok()

@@ -16,6 +16,8 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+// Test logs honour RUST_LOG: the test binary's edge.
+#[allow(clippy::disallowed_methods)]
 fn logs() {
     let filter = std::env::var("RUST_LOG")
         .ok()
