@@ -10,10 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clearml_api::{Enqueue, StatusChange, TasksGetAll};
+use clearml_api::{StatusChange, TasksGetAll};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
-use serde_json::json;
 
 use crate::kube::task_label;
 use crate::lifecycle::{self, Action, Memory, Settings, TaskView};
@@ -282,24 +281,12 @@ async fn requeue(shared: &Shared, pod: &Pod, task_id: &str, message: &str) -> bo
         .clearml
         .queues_remove_task(&shared.pending_queue_id, task_id)
         .await;
-    let stop = StatusChange::new(task_id).force();
-    let enqueue = Enqueue {
-        task: task_id.to_string(),
-        queue: Some(queue_id.clone()),
-        status_message: Some(format!("requeued: {message}")),
-        ..Enqueue::default()
-    };
-    let result = async {
-        shared.clearml.tasks_stop(&stop).await?;
-        shared.clearml.tasks_enqueue(&enqueue).await?;
-        shared
-            .clearml
-            .call::<_, serde_json::Value>(
-                "queues.move_task_to_front",
-                &json!({"queue": queue_id, "task": task_id}),
-            )
-            .await
-    }
+    let result = crate::submit::requeue_front(
+        shared,
+        &queue_id,
+        task_id,
+        Some(format!("requeued: {message}")),
+    )
     .await;
     match result {
         Ok(_) => {

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use clearml_api::{QueuesGetAll, TaskStatus, TasksGetAll};
 
 use crate::run::Shared;
-use crate::startup::ResolvedQueue;
 use crate::submit;
 
 /// The status message written at the hand-over: tells the ML user what the task waits for, and tells recovery
@@ -129,36 +128,9 @@ async fn recover_popped(shared: &Shared) -> Result<(), clearml_api::Error> {
             continue;
         };
         tracing::warn!(task_id = %task.id, queue = %queue.config.name, "recovering a popped task: back to the front of its queue");
-        requeue_front(shared, queue, &task.id).await?;
+        submit::requeue_front(shared, &queue.id, &task.id, None).await?;
     }
     Ok(())
-}
-
-async fn requeue_front(
-    shared: &Shared,
-    queue: &ResolvedQueue,
-    task_id: &str,
-) -> Result<(), clearml_api::Error> {
-    shared
-        .clearml
-        .tasks_stop(&clearml_api::StatusChange::new(task_id).force())
-        .await?;
-    shared
-        .clearml
-        .tasks_enqueue(&clearml_api::Enqueue {
-            task: task_id.to_string(),
-            queue: Some(queue.id.clone()),
-            ..clearml_api::Enqueue::default()
-        })
-        .await?;
-    shared
-        .clearml
-        .call::<_, serde_json::Value>(
-            "queues.move_task_to_front",
-            &serde_json::json!({"queue": queue.id, "task": task_id}),
-        )
-        .await
-        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -291,39 +291,8 @@ async fn submit_inner(
         }
     };
 
-    // Hand over to the pending queue first (see the module docs). The popped task is still `queued`, and the
-    // server refuses queued → queued, so it is stopped (forced) first, exactly as the Python glue does.
-    let stop = StatusChange::new(task_id.clone()).force();
-    if let Err(err) = (|| shared.clearml.tasks_stop(&stop))
-        .retry(backoff())
-        .when(|e| e.is_transient())
-        .await
-    {
-        shared.metrics.clearml_error(err.endpoint());
-        return requeue(
-            shared,
-            queue,
-            task_id,
-            &format!("cannot hand it to the pending queue: {err}"),
-        )
-        .await;
-    }
-    let handoff = Enqueue {
-        task: task_id.clone(),
-        queue: Some(shared.pending_queue_id.clone()),
-        status_reason: Some("k8s pending scheduler".to_string()),
-        status_message: Some(crate::recover::pending_message(
-            &render::pod_name(task_id),
-            &queue.config.name,
-            &shared.identity.instance,
-        )),
-        ..Enqueue::default()
-    };
-    if let Err(err) = (|| shared.clearml.tasks_enqueue(&handoff))
-        .retry(backoff())
-        .when(|e| e.is_transient())
-        .await
-    {
+    // Hand over to the pending queue first (see the module docs).
+    if let Err(err) = hand_over(shared, queue, task_id).await {
         shared.metrics.clearml_error(err.endpoint());
         return requeue(
             shared,
@@ -336,6 +305,37 @@ async fn submit_inner(
 
     shared.failpoint(Failpoint::AfterHandoff).await;
     create(shared, queue, task_id, &rendered).await
+}
+
+/// Move a popped task into the pending queue, with the message that tells the ML user (and recovery) what it waits
+/// for. The popped task is still `queued`, and the server refuses queued → queued, so it is stopped (forced) first,
+/// exactly as the Python glue does.
+async fn hand_over(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    task_id: &str,
+) -> Result<(), clearml_api::Error> {
+    let stop = StatusChange::new(task_id).force();
+    let handoff = Enqueue {
+        task: task_id.to_string(),
+        queue: Some(shared.pending_queue_id.clone()),
+        status_reason: Some("k8s pending scheduler".to_string()),
+        status_message: Some(crate::recover::pending_message(
+            &render::pod_name(task_id),
+            &queue.config.name,
+            &shared.identity.instance,
+        )),
+        ..Enqueue::default()
+    };
+    (|| shared.clearml.tasks_stop(&stop))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await?;
+    (|| shared.clearml.tasks_enqueue(&handoff))
+        .retry(backoff())
+        .when(|e| e.is_transient())
+        .await
+        .map(|_| ())
 }
 
 /// Create the pod of a handed-over task, and fail the task when the API server refuses it.
@@ -435,35 +435,48 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
-/// Put a task back at the front of its queue (it keeps its position) after a transient failure.
+/// Put a task back at the front of queue `queue_id` (it keeps its place): stopped (forced: it may still be
+/// `queued`), enqueued there, moved to the front. The one way the agent gives a task back, used after a transient
+/// failure, by recovery and for evicted pods.
+pub async fn requeue_front(
+    shared: &Shared,
+    queue_id: &str,
+    task_id: &str,
+    message: Option<String>,
+) -> Result<(), clearml_api::Error> {
+    let stop = StatusChange::new(task_id).force();
+    let enqueue = Enqueue {
+        task: task_id.to_string(),
+        queue: Some(queue_id.to_string()),
+        status_message: message,
+        ..Enqueue::default()
+    };
+    let back = || async {
+        shared.clearml.tasks_stop(&stop).await?;
+        shared.clearml.tasks_enqueue(&enqueue).await?;
+        shared
+            .clearml
+            .call::<_, serde_json::Value>(
+                "queues.move_task_to_front",
+                &serde_json::json!({"queue": queue_id, "task": task_id}),
+            )
+            .await
+    };
+    back.retry(backoff())
+        .when(|e: &clearml_api::Error| e.is_transient())
+        .await
+        .map(|_| ())
+}
+
+/// Return a task whose submission failed transiently to the front of its queue.
 async fn requeue(
     shared: &Shared,
     queue: &ResolvedQueue,
     task_id: &str,
     why: &str,
 ) -> Result<(), SubmitError> {
-    let enqueue = Enqueue {
-        task: task_id.to_string(),
-        queue: Some(queue.id.clone()),
-        force: true,
-        ..Enqueue::default()
-    };
-    let back = || async {
-        shared.clearml.tasks_enqueue(&enqueue).await?;
-        shared
-            .clearml
-            .call::<_, serde_json::Value>(
-                "queues.move_task_to_front",
-                &serde_json::json!({"queue": queue.id, "task": task_id}),
-            )
-            .await
-    };
-    match back
-        .retry(backoff())
-        .when(|e: &clearml_api::Error| e.is_transient())
-        .await
-    {
-        Ok(_) => {
+    match requeue_front(shared, &queue.id, task_id, None).await {
+        Ok(()) => {
             tracing::warn!(reason = why, "task returned to the front of its queue");
             Err(SubmitError::Requeued(why.to_string()))
         }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent::render::Identity;
 use agent::startup::ResolvedQueue;
 use agent::submit::{self, RenderContext};
 use anyhow::Context as _;
@@ -29,16 +28,9 @@ pub struct RenderArgs {
     /// Namespace written into the pod.
     #[arg(long, default_value = "default")]
     pub namespace: String,
-    /// The agent's instance name (as `run --instance`).
-    #[arg(
-        long,
-        env = "CLEARML_K8S_AGENT_INSTANCE",
-        default_value = "clearml-k8s-agent"
-    )]
-    pub instance: String,
-    /// The credentials Secret's name (as `run --credentials-secret`). Default: `<instance>-credentials`.
-    #[arg(long)]
-    pub credentials_secret: Option<String>,
+    /// The agent's identity, as `run` takes it.
+    #[command(flatten)]
+    pub identity: crate::run::IdentityArgs,
 }
 
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
@@ -67,14 +59,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(crate::run::EXIT_CONFIG));
     };
-    let identity = Identity {
-        credentials_secret: args
-            .credentials_secret
-            .clone()
-            .unwrap_or_else(|| format!("{}-credentials", args.instance)),
-        instance: args.instance.clone(),
-        namespace: args.namespace.clone(),
-    };
+    let identity = args.identity.identity(args.namespace.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

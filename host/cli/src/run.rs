@@ -26,6 +26,20 @@ pub struct RunArgs {
     /// Where to serve /metrics, /healthz and /readyz (`127.0.0.1:0` picks a free port and logs it).
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
+    /// Who the agent is.
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Submissions in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub max_in_flight: usize,
+    /// Benchmarks only: submit the base pod as rendered, without any policy (not even template-overrides).
+    #[arg(long, hide = true)]
+    pub no_policies: bool,
+}
+
+/// Who the agent is, shared by `run` and `render` (so `render` shows the pod `run` would submit).
+#[derive(clap::Args, Debug)]
+pub struct IdentityArgs {
     /// This agent's name: its pods' `clearml-agent-instance` label and its ClearML worker id. Two agents in one
     /// namespace need different names; two replicas of one agent share it.
     #[arg(
@@ -34,16 +48,24 @@ pub struct RunArgs {
         default_value = "clearml-k8s-agent"
     )]
     pub instance: String,
-    /// The Secret task pods read the ClearML credentials from; the agent creates or updates it at start-up.
+    /// The Secret task pods read the ClearML credentials from; `run` creates or updates it at start-up.
     /// Default: `<instance>-credentials`.
     #[arg(long)]
     pub credentials_secret: Option<String>,
-    /// Submissions in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub max_in_flight: usize,
-    /// Benchmarks only: submit the base pod as rendered, without any policy (not even template-overrides).
-    #[arg(long, hide = true)]
-    pub no_policies: bool,
+}
+
+impl IdentityArgs {
+    /// The agent's identity in `namespace`.
+    pub fn identity(&self, namespace: String) -> agent::render::Identity {
+        agent::render::Identity {
+            credentials_secret: self
+                .credentials_secret
+                .clone()
+                .unwrap_or_else(|| format!("{}-credentials", self.instance)),
+            instance: self.instance.clone(),
+            namespace,
+        }
+    }
 }
 
 /// The env-derived overrides of the values (a mounted Secret arrives as env).
@@ -107,14 +129,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| kube_config.default_namespace.clone());
         let client =
             kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
+        let identity = args.identity.identity(namespace);
         let options = RunOptions {
-            namespace,
+            namespace: identity.namespace,
             metrics_addr: args.metrics_addr,
-            credentials_secret: args
-                .credentials_secret
-                .clone()
-                .unwrap_or_else(|| format!("{}-credentials", args.instance)),
-            instance: args.instance.clone(),
+            credentials_secret: identity.credentials_secret,
+            instance: identity.instance,
             max_in_flight: args.max_in_flight,
             failpoint: None,
         };
