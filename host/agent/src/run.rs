@@ -450,24 +450,17 @@ async fn dispatch_loop(
             let queue_id = shared.queues[index].id.clone();
             async move { (index, clearml.queues_get_next_task(&queue_id).await) }
         });
-        let mut popped = 0;
+        let mut popped = Vec::new();
         for (index, result) in futures::future::join_all(pops).await {
-            let queue = shared.queues[index].clone();
+            let queue = &shared.queues[index];
             match result {
                 Ok(Some(next)) => {
-                    popped += 1;
                     crate::metrics::Metrics::per_queue(
                         &shared.metrics.tasks_popped,
                         &queue.config.name,
                     );
                     shared.tracker.reserve(&next.entry.task, &queue.id);
-                    let shared = shared.clone();
-                    let permits = permits.clone();
-                    submissions.spawn(async move {
-                        // The semaphore is never closed; without a permit the submission still runs.
-                        let _permit = permits.acquire_owned().await.ok();
-                        submit::submit(shared, queue, next).await;
-                    });
+                    popped.push((queue.clone(), next));
                 }
                 Ok(None) => {}
                 Err(err) => {
@@ -476,7 +469,33 @@ async fn dispatch_loop(
                 }
             }
         }
-        if popped == 0 {
+        // One read for the whole round's tasks; a submission whose task is missing here reads it itself.
+        let ids: Vec<String> = popped
+            .iter()
+            .map(|(_, next)| next.entry.task.clone())
+            .collect();
+        let mut documents = if ids.is_empty() {
+            Default::default()
+        } else {
+            submit::fetch_tasks(&shared, &ids)
+                .await
+                .unwrap_or_else(|err| {
+                    shared.metrics.clearml_error(err.endpoint());
+                    Default::default()
+                })
+        };
+        let popped_count = popped.len();
+        for (queue, next) in popped {
+            let document = documents.remove(&next.entry.task);
+            let shared = shared.clone();
+            let permits = permits.clone();
+            submissions.spawn(async move {
+                // The semaphore is never closed; without a permit the submission still runs.
+                let _permit = permits.acquire_owned().await.ok();
+                submit::submit(shared, queue, next, document).await;
+            });
+        }
+        if popped_count == 0 {
             wake_on(&mut stop, idle_wait, None, &mut submissions).await;
             idle_wait = (idle_wait * 2).min(poll);
         } else {

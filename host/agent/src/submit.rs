@@ -113,18 +113,28 @@ pub fn task_context(task: &Task, queue: &ResolvedQueue, user: Option<String>) ->
 
 /// Read the task's fields the pipeline needs.
 pub async fn fetch_task(shared: &Shared, task_id: &str) -> Result<Task, clearml_api::Error> {
-    let tasks = shared
-        .clearml
-        .tasks_get_all(&TasksGetAll {
-            id: vec![task_id.to_string()],
-            only_fields: TASK_FIELDS.iter().map(|f| f.to_string()).collect(),
-            ..TasksGetAll::default()
-        })
-        .await?;
-    Ok(tasks.into_iter().next().unwrap_or_else(|| Task {
+    let mut tasks = fetch_tasks(shared, &[task_id.to_string()]).await?;
+    Ok(tasks.remove(task_id).unwrap_or_else(|| Task {
         id: task_id.to_string(),
         ..Task::default()
     }))
+}
+
+/// Read the tasks of one dispatch round in one call (the round's pops hand them to their submissions).
+pub async fn fetch_tasks(
+    shared: &Shared,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Task>, clearml_api::Error> {
+    let tasks = shared
+        .clearml
+        .tasks_get_all(&TasksGetAll {
+            id: ids.to_vec(),
+            only_fields: TASK_FIELDS.iter().map(|f| f.to_string()).collect(),
+            page_size: Some(u32::try_from(ids.len()).unwrap_or(u32::MAX)),
+            ..TasksGetAll::default()
+        })
+        .await?;
+    Ok(tasks.into_iter().map(|t| (t.id.clone(), t)).collect())
 }
 
 /// What rendering a pod needs besides the task: the values, who the agent is, the queue's chain.
@@ -213,7 +223,8 @@ fn record_policy_times(metrics: &Metrics, outcome: &ChainOutcome) {
 }
 
 /// Submit one popped task. Never returns an error: every outcome is reported to ClearML, the log and the metrics.
-pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask) {
+/// `task` is the task's document when the dispatch round already read it (`None`: read it here).
+pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask, task: Option<Task>) {
     let task_id = next.entry.task.clone();
     let span = tracing::info_span!(
         "submit",
@@ -223,7 +234,7 @@ pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask) {
     );
     async {
         shared.tracker.set_submitting(&task_id, true);
-        let outcome = submit_inner(&shared, &queue, &next).await;
+        let outcome = submit_inner(&shared, &queue, &next, task).await;
         shared.tracker.set_submitting(&task_id, false);
         if let Err(failure) = outcome {
             // No pod will come for this reservation.
@@ -248,9 +259,14 @@ async fn submit_inner(
     shared: &Shared,
     queue: &ResolvedQueue,
     next: &NextTask,
+    prefetched: Option<Task>,
 ) -> Result<(), SubmitError> {
     let task_id = &next.entry.task;
-    let task = match fetch_task(shared, task_id).await {
+    let fetched = match prefetched {
+        Some(task) => Ok(task),
+        None => fetch_task(shared, task_id).await,
+    };
+    let task = match fetched {
         Ok(task) => task,
         Err(err) => {
             shared.metrics.clearml_error(err.endpoint());
