@@ -18,7 +18,7 @@ use crate::kube::task_label;
 use crate::lifecycle::{self, Action, Memory, Settings, TaskView};
 use crate::render::{LABEL_QUEUE_ID, LABEL_QUEUE_NAME};
 use crate::run::Shared;
-use crate::submit::FAIL_REASON;
+use crate::submit::{FAIL_REASON, fail_task};
 
 /// How often the loop looks at the pods. An abort in ClearML reaches its pod within about this long.
 pub const ROUND: Duration = Duration::from_secs(2);
@@ -119,7 +119,7 @@ impl Follower {
                 let Action::Fail { reason, message } = lifecycle::vanished(pod_name) else {
                     continue;
                 };
-                fail(shared, task_id, "unknown", &reason, &message).await;
+                fail_task(shared, "unknown", task_id, &reason, &reason, &message, true).await;
             }
             self.memory.remove(task_id);
         }
@@ -193,7 +193,7 @@ async fn carry_out(
             }
         },
         Action::Fail { reason, message } => {
-            let done = fail(shared, task_id, &queue, reason, message).await;
+            let done = fail_task(shared, &queue, task_id, reason, reason, message, true).await;
             if done {
                 memory.settled = true;
                 crate::kube::pod_event(shared, pod, "TaskFailed", message).await;
@@ -242,30 +242,6 @@ async fn carry_out(
     }
 }
 
-/// Fail a task the agent answers for: out of the pending queue, `failed` with the reason.
-async fn fail(shared: &Shared, task_id: &str, queue: &str, reason: &str, message: &str) -> bool {
-    let _ = shared
-        .clearml
-        .queues_remove_task(&shared.pending_queue_id, task_id)
-        .await;
-    let change = StatusChange::new(task_id)
-        .force()
-        .reason(reason)
-        .message(message);
-    match shared.clearml.tasks_failed(&change).await {
-        Ok(_) => {
-            shared.metrics.failed(queue, reason);
-            tracing::warn!(task_id, queue, reason, message, "task failed");
-            true
-        }
-        Err(err) => {
-            shared.metrics.clearml_error(err.endpoint());
-            tracing::warn!(task_id, error = %err, "cannot fail the task; next round");
-            false
-        }
-    }
-}
-
 /// Put a task back at the front of the queue its pod came from.
 async fn requeue(shared: &Shared, pod: &Pod, task_id: &str, message: &str) -> bool {
     let Some(queue_id) = pod
@@ -275,7 +251,16 @@ async fn requeue(shared: &Shared, pod: &Pod, task_id: &str, message: &str) -> bo
         .and_then(|l| l.get(LABEL_QUEUE_ID))
         .cloned()
     else {
-        return fail(shared, task_id, "unknown", FAIL_REASON, message).await;
+        return fail_task(
+            shared,
+            "unknown",
+            task_id,
+            FAIL_REASON,
+            FAIL_REASON,
+            message,
+            true,
+        )
+        .await;
     };
     let _ = shared
         .clearml

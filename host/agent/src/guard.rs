@@ -17,6 +17,17 @@ use crate::render::{SECRET_ACCESS_KEY, SECRET_SECRET_KEY};
 /// are 20-60 characters.
 pub const MIN_SECRET_LEN: usize = 8;
 
+/// The credential values that must never reach a pod, a log line or a message.
+pub fn secret_values(credentials: &crate::config::Credentials) -> Vec<&str> {
+    [
+        credentials.access_key.expose(),
+        credentials.secret_key.expose(),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
 /// What the guard checks the final pod against: the base pod as rendered, and the secrets it must never contain.
 #[derive(Debug)]
 pub struct Expected<'a> {

@@ -152,13 +152,7 @@ impl Shared {
 
     /// The credential values that must never reach a pod, a log line or a message.
     pub fn secret_values(&self) -> Vec<&str> {
-        [
-            self.config.credentials.access_key.expose(),
-            self.config.credentials.secret_key.expose(),
-        ]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect()
+        crate::guard::secret_values(&self.config.credentials)
     }
 }
 

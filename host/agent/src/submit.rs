@@ -60,6 +60,14 @@ pub enum RenderFailure {
     /// The queue has no chain (cannot happen for a configured queue).
     #[error("queue {0} has no policy chain")]
     NoChain(String),
+    /// The base pod did not read back as a typed Pod (a bug in the agent's render; the chain checked it already).
+    #[error("queue {queue}: the agent's base pod is not a valid Pod: {reason}")]
+    BasePod {
+        /// The queue.
+        queue: String,
+        /// What serde said.
+        reason: String,
+    },
 }
 
 impl RenderFailure {
@@ -70,6 +78,7 @@ impl RenderFailure {
             Self::Policy(e) => e.kind.metric_label(),
             Self::Guard { .. } => "guard",
             Self::NoChain(_) => "no_chain",
+            Self::BasePod { .. } => "base_pod",
         }
     }
 }
@@ -182,15 +191,12 @@ pub async fn render_task(
     let outcome = outcome.map_err(RenderFailure::Policy)?;
     let base: Pod = serde_json::from_value(base).map_err(|e| {
         // The agent's own base pod always deserialises; the chain already checked it strictly.
-        RenderFailure::NoChain(format!("{} (base pod: {e})", queue.config.name))
+        RenderFailure::BasePod {
+            queue: queue.config.name.clone(),
+            reason: e.to_string(),
+        }
     })?;
-    let secrets: Vec<&str> = [
-        context.config.credentials.access_key.expose(),
-        context.config.credentials.secret_key.expose(),
-    ]
-    .into_iter()
-    .filter(|s| !s.is_empty())
-    .collect();
+    let secrets = guard::secret_values(&context.config.credentials);
     let expected = Expected {
         base: &base,
         use_image_entrypoint: queue.config.settings.use_image_entrypoint,
@@ -299,6 +305,7 @@ async fn submit_inner(
                 &queue.config.name,
                 task_id,
                 failure.metric_label(),
+                FAIL_REASON,
                 &message,
                 false,
             )
@@ -389,6 +396,7 @@ async fn create(
                 &queue.config.name,
                 task_id,
                 "pod_refused",
+                FAIL_REASON,
                 &message,
                 true,
             )
@@ -426,6 +434,7 @@ pub async fn resubmit(shared: Arc<Shared>, queue: ResolvedQueue, task_id: String
                     &queue.config.name,
                     &task_id,
                     failure.metric_label(),
+                    FAIL_REASON,
                     &message,
                     true,
                 )
@@ -505,36 +514,44 @@ async fn requeue(
     }
 }
 
-/// Fail a task with `message` (what the ML user reads), taking it out of the pending queue if it was handed over.
+/// Fail a task with `message` (what the ML user reads) and `status_reason`, taking it out of the pending queue if
+/// it was handed over; `reason` labels the metric. The one way the agent fails a task (submissions and the
+/// lifecycle); `false` when ClearML could not be told (the caller tries again later or logs it).
 pub async fn fail_task(
     shared: &Shared,
     queue: &str,
     task_id: &str,
     reason: &str,
+    status_reason: &str,
     message: &str,
     in_pending: bool,
-) {
-    shared.metrics.failed(queue, reason);
+) -> bool {
     if in_pending
         && let Err(err) = shared
             .clearml
             .queues_remove_task(&shared.pending_queue_id, task_id)
             .await
     {
-        tracing::debug!(error = %err, "task was not in the pending queue");
+        tracing::debug!(task_id, error = %err, "task was not in the pending queue");
     }
     let change = StatusChange::new(task_id)
         .force()
-        .reason(FAIL_REASON)
+        .reason(status_reason)
         .message(message);
-    if let Err(err) = (|| shared.clearml.tasks_failed(&change))
+    match (|| shared.clearml.tasks_failed(&change))
         .retry(backoff())
         .when(|e| e.is_transient())
         .await
     {
-        shared.metrics.clearml_error(err.endpoint());
-        tracing::error!(error = %err, "cannot mark the task failed");
-    } else {
-        tracing::info!(reason, message, "task failed");
+        Ok(_) => {
+            shared.metrics.failed(queue, reason);
+            tracing::warn!(task_id, queue, reason, message, "task failed");
+            true
+        }
+        Err(err) => {
+            shared.metrics.clearml_error(err.endpoint());
+            tracing::error!(task_id, error = %err, "cannot mark the task failed");
+            false
+        }
     }
 }
