@@ -4,7 +4,8 @@
 //! tasks in one batched `tasks.get_all`, lets [`crate::lifecycle::decide`] say what each pod means, and carries that
 //! out in order: the task hears the reason (status message, failure, requeue) *before* the pod is deleted, and when
 //! telling ClearML fails the pod stays until the next round. A pod the agent saw that is gone while its task is
-//! still queued or running fails the task with a reason that says so.
+//! still queued or running fails the task with a reason that says so. The no-update watchdog reads the tasks'
+//! `last_update` in the same call, and the `tasks_stalled{queue}` gauge counts the tasks it currently finds silent.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
 
 use crate::kube::task_label;
-use crate::lifecycle::{self, Action, Memory, Settings, TaskView};
+use crate::lifecycle::{self, Action, Memory, NO_UPDATE_REASON, Settings, TaskView};
+use crate::metrics::QueueLabels;
 use crate::render::{LABEL_QUEUE_ID, LABEL_QUEUE_NAME};
 use crate::run::Shared;
 use crate::submit::{FAIL_REASON, fail_task};
@@ -32,6 +34,8 @@ pub struct Follower {
     memory: HashMap<String, Memory>,
     /// Task id → pod name, for pods seen in the previous round (to notice one vanishing).
     seen: HashMap<String, String>,
+    /// Queues the stalled-tasks gauge was last set above 0 for (to bring them back to 0).
+    stalled_queues: HashSet<String>,
 }
 
 /// The statuses of `ids`' tasks, in as few calls as the page size allows.
@@ -45,7 +49,12 @@ async fn task_views(
             .clearml
             .tasks_get_all(&TasksGetAll {
                 id: chunk.to_vec(),
-                only_fields: vec!["id".into(), "status".into(), "status_message".into()],
+                only_fields: vec![
+                    "id".into(),
+                    "status".into(),
+                    "status_message".into(),
+                    "last_update".into(),
+                ],
                 page_size: Some(u32::try_from(PAGE).unwrap_or(u32::MAX)),
                 search_hidden: true,
                 ..TasksGetAll::default()
@@ -57,6 +66,10 @@ async fn task_views(
                 TaskView {
                     status: task.status,
                     status_message: task.status_message,
+                    last_update: task
+                        .last_update
+                        .as_deref()
+                        .and_then(lifecycle::clearml_time),
                 },
             );
         }
@@ -81,6 +94,7 @@ impl Follower {
             .collect();
         if current.is_empty() && vanished.is_empty() {
             self.seen.clear();
+            self.record_stalled(shared, &current);
             return;
         }
         let ids: Vec<String> = current
@@ -129,7 +143,47 @@ impl Follower {
             .collect();
         let live: HashSet<&String> = current.keys().collect();
         self.memory.retain(|id, _| live.contains(id));
+        self.record_stalled(shared, &current);
     }
+
+    /// The `tasks_stalled{queue}` gauge (queues counted last round and not this one go back to 0).
+    fn record_stalled(&mut self, shared: &Shared, current: &HashMap<String, Arc<Pod>>) {
+        let mut counts: HashMap<String, i64> = self
+            .stalled_queues
+            .drain()
+            .map(|queue| (queue, 0))
+            .collect();
+        counts.extend(stalled_by_queue(&self.memory, current));
+        for (queue, count) in counts {
+            shared
+                .metrics
+                .tasks_stalled
+                .get_or_create(&QueueLabels {
+                    queue: queue.clone(),
+                })
+                .set(count);
+            if count > 0 {
+                self.stalled_queues.insert(queue);
+            }
+        }
+    }
+}
+
+/// Tasks the watchdog reported that are neither heard from again nor settled (failed by it), per queue.
+fn stalled_by_queue(
+    memory: &HashMap<String, Memory>,
+    current: &HashMap<String, Arc<Pod>>,
+) -> HashMap<String, i64> {
+    let mut counts = HashMap::new();
+    for (task_id, memory) in memory {
+        if memory.stalled
+            && !memory.settled
+            && let Some(pod) = current.get(task_id)
+        {
+            *counts.entry(queue_name(pod)).or_default() += 1;
+        }
+    }
+    counts
 }
 
 /// The `pods{phase}` gauge, from the pod watch's cache.
@@ -193,12 +247,48 @@ async fn carry_out(
             }
         },
         Action::Fail { reason, message } => {
-            let done = fail_task(shared, &queue, task_id, reason, reason, message, true).await;
+            fail(shared, pod, &queue, task_id, reason, message, memory).await
+        }
+        Action::Stalled {
+            message,
+            fail: fail_it,
+        } => {
+            let done = if *fail_it {
+                fail(
+                    shared,
+                    pod,
+                    &queue,
+                    task_id,
+                    NO_UPDATE_REASON,
+                    message,
+                    memory,
+                )
+                .await
+            } else {
+                match shared
+                    .clearml
+                    .tasks_set_status_message(task_id, message)
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(err) => {
+                        shared.metrics.clearml_error(err.endpoint());
+                        tracing::warn!(task_id, error = %err, "cannot write the watchdog's message; next round");
+                        false
+                    }
+                }
+            };
             if done {
-                memory.settled = true;
-                crate::kube::pod_event(shared, pod, "TaskFailed", message).await;
+                memory.stalled = true;
+                tracing::warn!(task_id, pod = %pod_name, queue = %queue, message = %message, failed = *fail_it,
+                    "no update from the task (watchdog)");
             }
             done
+        }
+        Action::Recovered => {
+            memory.stalled = false;
+            tracing::info!(task_id, pod = %pod_name, queue = %queue, "the task is no longer silent (watchdog)");
+            true
         }
         Action::Requeue { message } => {
             let done = requeue(shared, pod, task_id, message).await;
@@ -240,6 +330,24 @@ async fn carry_out(
             }
         },
     }
+}
+
+/// Fail the pod's task (the one way: [`fail_task`]) and record a `TaskFailed` Event on the pod.
+async fn fail(
+    shared: &Shared,
+    pod: &Pod,
+    queue: &str,
+    task_id: &str,
+    reason: &str,
+    message: &str,
+    memory: &mut Memory,
+) -> bool {
+    let done = fail_task(shared, queue, task_id, reason, reason, message, true).await;
+    if done {
+        memory.settled = true;
+        crate::kube::pod_event(shared, pod, "TaskFailed", message).await;
+    }
+    done
 }
 
 /// Put a task back at the front of the queue its pod came from.
@@ -299,5 +407,51 @@ pub async fn follow(
             () = tokio::time::sleep(ROUND) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(queue: &str) -> Arc<Pod> {
+        let mut pod = Pod::default();
+        pod.metadata.labels = Some([(LABEL_QUEUE_NAME.to_string(), queue.to_string())].into());
+        Arc::new(pod)
+    }
+
+    #[test]
+    fn the_stalled_gauge_counts_reported_tasks_still_running_per_queue() {
+        let current: HashMap<String, Arc<Pod>> =
+            [("a", "red"), ("b", "red"), ("c", "blue"), ("d", "blue")]
+                .into_iter()
+                .map(|(id, queue)| (id.to_string(), pod(queue)))
+                .collect();
+        let stalled = Memory {
+            stalled: true,
+            ..Memory::default()
+        };
+        let memory: HashMap<String, Memory> = [
+            ("a", stalled.clone()),
+            ("b", stalled.clone()),
+            // Failed by the watchdog: no longer a running task.
+            (
+                "c",
+                Memory {
+                    settled: true,
+                    ..stalled.clone()
+                },
+            ),
+            ("d", Memory::default()),
+            // Its pod is gone.
+            ("gone", stalled),
+        ]
+        .into_iter()
+        .map(|(id, m)| (id.to_string(), m))
+        .collect();
+        assert_eq!(
+            stalled_by_queue(&memory, &current),
+            HashMap::from([("red".to_string(), 2)])
+        );
     }
 }

@@ -4,12 +4,17 @@
 //! The loop around it ([`crate::watch`]) reads the pod watch's cache and the tasks' statuses (one batched
 //! `tasks.get_all`), calls [`decide`] per pod and carries out the [`Action`]s. Everything the ML user sees comes from
 //! here: why a task is pending, the real reason it failed (written *before* the pod is cleaned up, unlike the Python
-//! glue), an abort in the UI stopping the pod.
+//! glue), an abort in the UI stopping the pod, and the no-update watchdog: a pod that runs on while ClearML has
+//! heard nothing from its task for `taskWatchdog.noUpdateMinutes` (a wedged process, an in-pod agent cut off from
+//! the server) is said so on the task, once per stall, and with `failTask` the task is failed and the pod deleted.
 
 use std::time::Duration;
 
 use clearml_api::TaskStatus;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::config::AgentConfig;
 
 /// Waiting reasons that mean the container will never start by itself: the task fails and the pod goes. Others
 /// (`CreateContainerConfigError` for a Secret that is not there yet, ...) can clear up, so they are only reported.
@@ -26,6 +31,9 @@ pub const EVICTION_REASONS: &[&str] = &[
     "Terminated",
 ];
 
+/// The `status_reason` of a task the watchdog failed.
+pub const NO_UPDATE_REASON: &str = "NoUpdate";
+
 /// The part of a task the lifecycle needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskView {
@@ -33,6 +41,9 @@ pub struct TaskView {
     pub status: Option<TaskStatus>,
     /// Status message (`stopping` while an abort is under way).
     pub status_message: Option<String>,
+    /// When ClearML last heard from the task (`last_update`: pings, event batches, worker status reports naming
+    /// it; not the agent's own status messages): the watchdog's clock.
+    pub last_update: Option<Timestamp>,
 }
 
 impl TaskView {
@@ -61,6 +72,8 @@ pub struct Memory {
     pub last_message: Option<String>,
     /// The pod's task was already failed or requeued by the agent.
     pub settled: bool,
+    /// The watchdog found the task silent and said so (or failed it): once per stall, until it is heard from again.
+    pub stalled: bool,
 }
 
 /// Settings of the lifecycle.
@@ -73,6 +86,24 @@ pub struct Settings {
     /// After a container exits by itself, how long the in-pod agent gets to report the task's end before the agent
     /// concludes it never will.
     pub report_grace: Duration,
+    /// The watchdog (`taskWatchdog.noUpdateMinutes`, `None`: off): how long a running pod's in-progress task may go
+    /// without an update in ClearML. Compared against the agent's clock, so clock skew with the server counts.
+    pub no_update_limit: Option<Duration>,
+    /// `taskWatchdog.failTask`: fail a silent task (and delete its pod) rather than only say so.
+    pub fail_stalled: bool,
+}
+
+impl Settings {
+    /// The settings `run` uses: the values' delays and watchdog, evicted tasks requeued, 10 s for a last report.
+    pub fn from_config(config: &AgentConfig) -> Self {
+        Self {
+            deletion_delay: config.completed_pod_deletion_delay,
+            requeue_evicted: true,
+            report_grace: Duration::from_secs(10),
+            no_update_limit: config.task_watchdog.no_update,
+            fail_stalled: config.task_watchdog.fail_task,
+        }
+    }
 }
 
 /// One thing to do about a pod and its task.
@@ -96,10 +127,72 @@ pub enum Action {
     DeletePod,
     /// Mark an aborted task `stopped` (its pod is gone, so no in-pod agent will).
     MarkStopped,
+    /// The watchdog: ClearML has heard nothing from the running task for too long. Write `message` to the task;
+    /// with `fail`, fail it instead (reason [`NO_UPDATE_REASON`], the same message; a `DeletePod` follows).
+    Stalled {
+        /// What the ML user reads.
+        message: String,
+        /// `taskWatchdog.failTask`.
+        fail: bool,
+    },
+    /// A task the watchdog reported is heard from again (or is no longer running): forget the stall.
+    Recovered,
+}
+
+/// A ClearML date (`2026-12-03T10:00:00.123000+00:00`); one without an offset is UTC, as the server stores dates.
+pub fn clearml_time(text: &str) -> Option<Timestamp> {
+    text.parse::<Timestamp>().ok().or_else(|| {
+        let civil = text.parse::<k8s_openapi::jiff::civil::DateTime>().ok()?;
+        k8s_openapi::jiff::tz::Offset::UTC.to_timestamp(civil).ok()
+    })
+}
+
+/// How long ClearML has not heard from the task of this running pod, when that is past the watchdog's limit.
+fn silence(
+    pod: &Pod,
+    task: Option<&TaskView>,
+    memory: &Memory,
+    settings: Settings,
+    now: Timestamp,
+) -> Option<Duration> {
+    let limit = settings.no_update_limit?;
+    let task = task?;
+    let running = phase(pod) == "Running" && pod.metadata.deletion_timestamp.is_none();
+    if !running || memory.settled || task.status != Some(TaskStatus::InProgress) {
+        return None;
+    }
+    // A last update ahead of the agent's clock (skew) is no silence.
+    let silent = Duration::try_from(now.duration_since(task.last_update?)).ok()?;
+    (silent >= limit).then_some(silent)
+}
+
+/// A silence for the ML user: seconds under two minutes, whole minutes above.
+fn span(silent: Duration) -> String {
+    let secs = silent.as_secs();
+    if secs < 120 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs / 60)
+    }
+}
+
+/// The watchdog's limit in the minutes it was configured in (`30 min`, `0.1 min`).
+fn minutes(limit: Duration) -> String {
+    let text = format!("{:.2}", limit.as_secs_f64() / 60.0);
+    format!("{} min", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// What the watchdog writes to a silent task.
+pub fn stall_message(pod_name: &str, silent: Duration, limit: Duration) -> String {
+    format!(
+        "no update from the task for {} while pod {pod_name} runs (agent watchdog, limit {})",
+        span(silent),
+        minutes(limit)
+    )
 }
 
 /// How long ago the pod finished, if it did.
-fn finished_for(pod: &Pod, now: k8s_openapi::jiff::Timestamp) -> Option<Duration> {
+fn finished_for(pod: &Pod, now: Timestamp) -> Option<Duration> {
     let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
     let finished = statuses
         .iter()
@@ -142,7 +235,7 @@ fn image(pod: &Pod) -> String {
 
 /// The task container exited by itself (not OOM-killed or evicted) moments ago: the in-pod agent may still be
 /// reporting the task's end.
-fn awaiting_report(pod: &Pod, settings: Settings, now: k8s_openapi::jiff::Timestamp) -> bool {
+fn awaiting_report(pod: &Pod, settings: Settings, now: Timestamp) -> bool {
     let reason =
         task_status(pod).and_then(|s| s.state.as_ref()?.terminated.as_ref()?.reason.clone());
     let killed = reason.as_deref() == Some("OOMKilled")
@@ -216,21 +309,23 @@ pub fn decide(
     task: Option<&TaskView>,
     memory: &Memory,
     settings: Settings,
-    now: k8s_openapi::jiff::Timestamp,
+    now: Timestamp,
 ) -> Vec<Action> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let deleting = pod.metadata.deletion_timestamp.is_some();
     let live = task.is_some_and(TaskView::is_live) && !memory.settled;
     let mut actions = Vec::new();
+    let silent = silence(pod, task, memory, settings, now);
+    if memory.stalled && !memory.settled && silent.is_none() {
+        actions.push(Action::Recovered);
+    }
 
     if let Some(task) = task.filter(|t| t.is_aborted())
         && !matches!(phase(pod), "Succeeded" | "Failed")
     {
-        let mut actions = if deleting {
-            vec![]
-        } else {
-            vec![Action::DeletePod]
-        };
+        if !deleting {
+            actions.push(Action::DeletePod);
+        }
         if task.status == Some(TaskStatus::InProgress) && !memory.settled {
             actions.push(Action::MarkStopped);
         }
@@ -263,6 +358,22 @@ pub fn decide(
                 if memory.last_message.as_deref() != Some(message.as_str()) {
                     actions.push(Action::Message(message));
                 }
+            }
+        }
+        "Running" if !deleting => {
+            if let (Some(silent), Some(limit)) = (silent, settings.no_update_limit) {
+                if !memory.stalled {
+                    actions.push(Action::Stalled {
+                        message: stall_message(&name, silent, limit),
+                        fail: settings.fail_stalled,
+                    });
+                    if settings.fail_stalled {
+                        actions.push(Action::DeletePod);
+                    }
+                }
+            } else if memory.stalled && memory.settled && settings.fail_stalled {
+                // Failed by the watchdog, but deleting the pod failed: again.
+                actions.push(Action::DeletePod);
             }
         }
         "Failed" | "Succeeded" if live && awaiting_report(pod, settings, now) => {}

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub kube_errors: Family<ErrorLabels, Counter>,
     /// 1 while this replica dispatches (holds the lease, or runs alone).
     pub leader: Gauge,
+    /// Running tasks ClearML has heard nothing from for longer than `taskWatchdog.noUpdateMinutes`, per queue.
+    pub tasks_stalled: Family<QueueLabels, Gauge>,
     ready: AtomicBool,
 }
 
@@ -104,6 +106,7 @@ impl Metrics {
         let clearml_errors = Family::<ErrorLabels, Counter>::default();
         let kube_errors = Family::<ErrorLabels, Counter>::default();
         let leader = Gauge::default();
+        let tasks_stalled = Family::<QueueLabels, Gauge>::default();
         registry.register(
             "tasks_popped",
             "Tasks popped from a ClearML queue",
@@ -136,6 +139,11 @@ impl Metrics {
             kube_errors.clone(),
         );
         registry.register("leader", "1 while this replica dispatches", leader.clone());
+        registry.register(
+            "tasks_stalled",
+            "Running tasks with no update in ClearML for longer than the watchdog's limit",
+            tasks_stalled.clone(),
+        );
         Self {
             registry,
             tasks_popped,
@@ -146,6 +154,7 @@ impl Metrics {
             clearml_errors,
             kube_errors,
             leader,
+            tasks_stalled,
             ready: AtomicBool::new(false),
         }
     }

@@ -294,11 +294,7 @@ pub async fn run(
     tasks.spawn(crate::pod_events::stream(shared.clone()));
     tasks.spawn(crate::follow::follow(
         shared.clone(),
-        crate::lifecycle::Settings {
-            deletion_delay: shared.config.completed_pod_deletion_delay,
-            requeue_evicted: true,
-            report_grace: Duration::from_secs(10),
-        },
+        crate::lifecycle::Settings::from_config(&shared.config),
         stop_rx.clone(),
     ));
     tasks.spawn(report_status(shared.clone(), enterprise, stop_rx.clone()));

@@ -17,7 +17,8 @@
 //! - pod with a `deletionTimestamp` → force delete (grace period 0), like kwok's `delete` stage (event `Killing`).
 //!
 //! Tests steer the outcome with annotations ([`OUTCOME_ANNOTATION`], [`EXIT_CODE_ANNOTATION`],
-//! [`RUN_SECONDS_ANNOTATION`]); changing the outcome of a running `hang` pod ends it on the next event.
+//! [`RUN_SECONDS_ANNOTATION`], [`SILENT_AFTER_ANNOTATION`]); changing the outcome of a running `hang` pod ends it on
+//! the next event.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -49,6 +50,10 @@ pub const OUTCOME_ANNOTATION: &str = "sim.clearml-k8s-agent/outcome";
 pub const EXIT_CODE_ANNOTATION: &str = "sim.clearml-k8s-agent/exit-code";
 /// Seconds from Running to the outcome (default: [`SimConfig::default_run`]).
 pub const RUN_SECONDS_ANNOTATION: &str = "sim.clearml-k8s-agent/run-seconds";
+/// Seconds after the task started from which its in-pod agent goes silent: no more `workers.status_report`, so
+/// ClearML hears nothing from the task (its `last_update` stops), while the pod keeps running and the agent still
+/// notices an abort (reading a task is no update). `0`: silent right after its first report. Default: never.
+pub const SILENT_AFTER_ANNOTATION: &str = "sim.clearml-k8s-agent/silent-after-seconds";
 /// The label that marks a pod as running a ClearML task (its value is the task id).
 pub const TASK_ID_LABEL: &str = "clearml-task-id";
 
@@ -143,8 +148,16 @@ pub struct Decision {
     /// Events about the pod this step produces.
     pub events: Vec<PodEvent>,
     /// The containers start with this step and the task container runs the in-pod agent: start its process.
-    /// `Some(false)` for a `hang` pod, whose process never notices an abort (a wedged container).
-    pub start_process: Option<bool>,
+    pub start_process: Option<ProcessStart>,
+}
+
+/// How a pod's in-pod agent process behaves, from the pod's outcome and annotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessStart {
+    /// It notices an abort in ClearML; `false` for a `hang` pod (a wedged container).
+    pub watch_aborts: bool,
+    /// It stops reporting to ClearML this long after the task started ([`SILENT_AFTER_ANNOTATION`]).
+    pub silent_after: Option<Duration>,
 }
 
 impl From<Action> for Decision {
@@ -213,19 +226,9 @@ pub fn decide(
     if !ours {
         return Action::None.into();
     }
-    // A typo in a test annotation should be loud: fail the pod and say why in its status.
-    let fail_loudly = |e: &dyn std::fmt::Display| -> Decision {
-        Action::PatchStatus(terminal_status(
-            pod,
-            Termination::Exited(1),
-            now,
-            Some(&e.to_string()),
-        ))
-        .into()
-    };
     let outcome = match outcome(pod, config) {
         Ok(o) => o,
-        Err(e) => return fail_loudly(&e),
+        Err(e) => return fail_loudly(pod, now, &e),
     };
     match phase {
         "Pending" => start(pod, node, config, outcome, kubelet, now),
@@ -245,7 +248,7 @@ pub fn decide(
             }
             let run = match run_time(pod, config) {
                 Ok(r) => r,
-                Err(e) => return fail_loudly(&e),
+                Err(e) => return fail_loudly(pod, now, &e),
             };
             let started = started_at(pod).unwrap_or(now);
             let elapsed = now.duration_since(started).unsigned_abs();
@@ -256,6 +259,17 @@ pub fn decide(
         }
         _ => Action::None.into(),
     }
+}
+
+/// A typo in a test annotation should be loud: fail the pod and say why in its status.
+fn fail_loudly(pod: &Pod, now: Timestamp, e: &dyn std::fmt::Display) -> Decision {
+    Action::PatchStatus(terminal_status(
+        pod,
+        Termination::Exited(1),
+        now,
+        Some(&e.to_string()),
+    ))
+    .into()
 }
 
 /// A bound `Pending` pod: pull the images, build the containers' environment, start them (or fail trying).
@@ -303,7 +317,14 @@ fn start(
         Decision::with_events(Action::PatchStatus(running_status(pod, node, now)), evs);
     let runs_agent = config.in_pod_agent.is_some() && label(pod, TASK_ID_LABEL).is_some();
     if runs_agent {
-        decision.start_process = Some(outcome != Outcome::Hang);
+        let silent_after = match seconds(pod, SILENT_AFTER_ANNOTATION) {
+            Ok(s) => s,
+            Err(e) => return fail_loudly(pod, now, &e),
+        };
+        decision.start_process = Some(ProcessStart {
+            watch_aborts: outcome != Outcome::Hang,
+            silent_after,
+        });
     }
     decision
 }
@@ -441,19 +462,24 @@ pub fn outcome(pod: &Pod, config: &SimConfig) -> Result<Outcome, DecideError> {
 }
 
 fn run_time(pod: &Pod, config: &SimConfig) -> Result<Duration, DecideError> {
-    match annotation(pod, RUN_SECONDS_ANNOTATION) {
-        Some(v) => v
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or(DecideError::Annotation {
-                key: RUN_SECONDS_ANNOTATION,
-                value: v.to_owned(),
-                reason: "not a non-negative number",
-            }),
-        None => Ok(config.default_run),
-    }
+    Ok(seconds(pod, RUN_SECONDS_ANNOTATION)?.unwrap_or(config.default_run))
+}
+
+/// An annotation holding a non-negative number of seconds, if the pod has it.
+fn seconds(pod: &Pod, key: &'static str) -> Result<Option<Duration>, DecideError> {
+    annotation(pod, key)
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or(DecideError::Annotation {
+                    key,
+                    value: v.to_owned(),
+                    reason: "not a non-negative number",
+                })
+        })
+        .transpose()
 }
 
 #[cfg(test)]

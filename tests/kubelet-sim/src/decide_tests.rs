@@ -344,7 +344,13 @@ fn oom_emits_the_oom_event() {
 #[test]
 fn a_task_pod_runs_the_in_pod_agent_and_ends_with_its_exit() {
     let (running, started) = task_pod("succeed");
-    assert_eq!(started.start_process, Some(true));
+    assert_eq!(
+        started.start_process,
+        Some(ProcessStart {
+            watch_aborts: true,
+            silent_after: None
+        })
+    );
     // Its run does not count until the agent has started the task.
     assert_eq!(
         step(&running, &in_process(Process::Starting), later(60)).action,
@@ -376,6 +382,39 @@ fn a_task_pod_runs_the_in_pod_agent_and_ends_with_its_exit() {
 }
 
 #[test]
+fn a_silent_task_pod_tells_its_agent_when_to_go_quiet_and_a_bad_value_is_loud() {
+    let mut p = annotated("hang");
+    p.metadata.labels = Some([(TASK_ID_LABEL.to_owned(), "t1".to_owned())].into());
+    let with = |value: &str| {
+        let mut p = p.clone();
+        p.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(SILENT_AFTER_ANNOTATION.to_owned(), value.to_owned());
+        step(&p, &KubeletView::default(), now())
+    };
+    assert_eq!(
+        with("1.5").start_process,
+        Some(ProcessStart {
+            watch_aborts: false,
+            silent_after: Some(Duration::from_millis(1500))
+        })
+    );
+    let d = with("soon");
+    assert_eq!(d.start_process, None);
+    let status = &status_patch(&d)["status"];
+    assert_eq!(status["phase"], "Failed");
+    let term = &status["containerStatuses"][0]["state"]["terminated"];
+    assert!(
+        term["message"]
+            .as_str()
+            .unwrap()
+            .contains(SILENT_AFTER_ANNOTATION),
+        "{term}"
+    );
+}
+
+#[test]
 fn an_early_exit_ends_the_pod_at_once() {
     // The agent skipped a task that was not queued (exit 1), or saw it aborted (exit 0), before the run was over.
     let (running, _) = task_pod("succeed");
@@ -394,7 +433,7 @@ fn killed_containers_are_not_asked_to_report() {
     assert_eq!(term["reason"], "OOMKilled");
     let (hang, started) = task_pod("hang");
     // A wedged container's agent never notices an abort, and the pod never ends by itself.
-    assert_eq!(started.start_process, Some(false));
+    assert_eq!(started.start_process.map(|s| s.watch_aborts), Some(false));
     assert_eq!(
         step(&hang, &in_process(Process::Working), later(3600)).action,
         Action::None

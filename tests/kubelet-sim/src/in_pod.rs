@@ -10,7 +10,9 @@
 //!    or `updated: 0`) ends the process with exit 1 and no other call ("Execution required enqueued task").
 //! 3. `tasks.started` (forced, `status_reason: "starting execution soon"`).
 //! 4. Report the worker running the task (`workers.status_report` with `task`, then every
-//!    [`InPodAgent::status_report`]), so the server turns an abort into `stopping` for this worker to act on.
+//!    [`InPodAgent::status_report`]), so the server turns an abort into `stopping` for this worker to act on. A pod
+//!    annotated [`crate::decide::SILENT_AFTER_ANNOTATION`] stops these reports that long after the start (a task
+//!    ClearML no longer hears from while its pod runs on: what the agent's no-update watchdog is for).
 //!    While the task runs, read its status every [`InPodAgent::abort_poll`]: `in_progress` with `stopping` in the
 //!    status message → `tasks.stopped` (`"task was stopped by tasks.stop"`) and exit 0; a status changed under it
 //!    (`stopped`, `failed`, `closed`, `published`, `queued`, or `created` four times running) → exit 0 with no call.
@@ -24,6 +26,7 @@
 //! could not. A `hang` pod's process never reads the task's status (a wedged container).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use clearml_api::{
     Client, ClientConfig, Dequeue, RetryPolicy, StatusChange, StatusReport, TaskStatus, codes,
@@ -34,6 +37,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::InPodAgent;
+use crate::decide::ProcessStart;
 
 /// What the process tells the I/O loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +87,8 @@ pub(crate) struct Launch {
     pub worker: String,
     pub env: BTreeMap<String, String>,
     pub settings: InPodAgent,
-    /// `false` for a wedged (`hang`) container that never notices an abort.
-    pub watch_aborts: bool,
+    /// Whether it notices aborts (not in a wedged `hang` container) and when it goes silent.
+    pub start: ProcessStart,
 }
 
 /// Start the in-pod agent for one pod; it reports on `reports`.
@@ -208,6 +212,11 @@ pub(crate) fn end_report(
     }
 }
 
+/// Whether the process still reports to ClearML, `working_for` after the task started.
+pub(crate) fn reporting(silent_after: Option<Duration>, working_for: Duration) -> bool {
+    silent_after.is_none_or(|after| working_for < after)
+}
+
 /// The process: start the task, run it until told to finish or aborted, report; returns the exit code.
 async fn run(launch: &Launch, finish: oneshot::Receiver<i32>, working: impl FnOnce()) -> i32 {
     let task = launch.task_id.as_str();
@@ -299,9 +308,18 @@ async fn follow(client: &Client, launch: &Launch, finish: oneshot::Receiver<i32>
     reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate, and the first report was just sent.
     reports.tick().await;
+    let started = tokio::time::Instant::now();
+    let mut silent = false;
     loop {
         tokio::select! {
-            _ = reports.tick() => report_worker(client, &launch.worker, task).await,
+            _ = reports.tick(), if !silent => {
+                if reporting(launch.start.silent_after, started.elapsed()) {
+                    report_worker(client, &launch.worker, task).await;
+                } else {
+                    tracing::info!(task_id = %task, "in-pod agent: silent from now on (no more reports)");
+                    silent = true;
+                }
+            }
             code = &mut finish => {
                 // A dropped sender means the loop is gone with the pod; the process is killed with it anyway.
                 let Ok(code) = code else { return 0 };
@@ -312,7 +330,7 @@ async fn follow(client: &Client, launch: &Launch, finish: oneshot::Receiver<i32>
                 tracing::info!(task_id = %task, code, endpoint, "in-pod agent: task process ended");
                 return code;
             }
-            () = tokio::time::sleep(launch.settings.abort_poll), if launch.watch_aborts => {
+            () = tokio::time::sleep(launch.settings.abort_poll), if launch.start.watch_aborts => {
                 let reading = match client.tasks_get_by_id(task).await {
                     Ok(t) => watch(t.status, t.status_message.as_deref().unwrap_or_default(), &mut resets),
                     // TaskNotFoundError: the process ends; anything else is retried on the next reading.
@@ -397,6 +415,16 @@ mod tests {
             watch(Some(TaskStatus::Created), "", &mut resets),
             stop(false)
         );
+    }
+
+    #[test]
+    fn a_silent_agent_stops_reporting_after_its_delay() {
+        let secs = Duration::from_secs;
+        assert!(reporting(None, secs(86_400)));
+        assert!(reporting(Some(secs(10)), secs(9)));
+        assert!(!reporting(Some(secs(10)), secs(10)));
+        // Silent right after the first report (sent before this loop).
+        assert!(!reporting(Some(Duration::ZERO), Duration::ZERO));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `sim.clearml-k8s-agent/outcome` ([`OUTCOME_ANNOTATION`]) | `succeed` (default); `fail` (exit code below, reason `Error`); `oom` (exit 137, `OOMKilled`); `hang` (Running until the annotation changes or the pod is deleted); `image-pull-backoff` (`ErrImagePull`, then `ImagePullBackOff`); `err-image-pull` (stays `ErrImagePull`); `invalid-image-name`; `evicted` / `preempted` (phase `Failed`, reason `Evicted` / `Preempted`, at the end of the run); `evicted-pending` / `preempted-pending` (the same before the containers start) |
 //! | `sim.clearml-k8s-agent/exit-code` ([`EXIT_CODE_ANNOTATION`]) | exit code for `fail` (default 1) |
 //! | `sim.clearml-k8s-agent/run-seconds` ([`RUN_SECONDS_ANNOTATION`]) | seconds from Running (with the in-pod agent: from the task's start) to the outcome; default [`SimConfig::default_run`] |
+//! | `sim.clearml-k8s-agent/silent-after-seconds` ([`SILENT_AFTER_ANNOTATION`]) | with the in-pod agent: seconds after the task's start from which it sends ClearML nothing more (no status reports) while the pod keeps running; default never |
 //!
 //! Without an annotation, an image matching [`SimConfig::image_pull_error`] fails to pull, and an image reference
 //! that does not parse (upper case in the repository, whitespace) is `InvalidImageName`. A container whose env
@@ -77,6 +78,7 @@ mod test_support;
 
 pub use decide::{
     Action, Decision, EXIT_CODE_ANNOTATION, InPodAgent, KubeletView, NodeSpec, OUTCOME_ANNOTATION,
-    Outcome, Process, PullFailure, RUN_SECONDS_ANNOTATION, SimConfig, Stage, TASK_ID_LABEL,
+    Outcome, Process, ProcessStart, PullFailure, RUN_SECONDS_ANNOTATION, SILENT_AFTER_ANNOTATION,
+    SimConfig, Stage, TASK_ID_LABEL,
 };
 pub use sim::{SimError, SimHandle, Simulator};

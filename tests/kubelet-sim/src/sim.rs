@@ -365,8 +365,8 @@ impl LoopState {
             Ok(()) => {
                 tracing::info!(pod = %name, namespace = %namespace, action = %describe(action), "acted");
                 self.acted.insert(uid.clone(), rv);
-                if let Some(watch_aborts) = decision.start_process {
-                    self.start_process(pod, uid, pod_env, watch_aborts);
+                if let Some(start) = decision.start_process {
+                    self.start_process(pod, uid, pod_env, start);
                 }
             }
             // 404/409: the pod changed or went away under us; the watch brings the new state.
@@ -380,7 +380,13 @@ impl LoopState {
     }
 
     /// The pod's containers started: start the in-pod agent in its task container.
-    fn start_process(&mut self, pod: &Pod, uid: String, pod_env: env::PodEnv, watch_aborts: bool) {
+    fn start_process(
+        &mut self,
+        pod: &Pod,
+        uid: String,
+        pod_env: env::PodEnv,
+        start: decide::ProcessStart,
+    ) {
         let (Some(settings), Some(task_id), Some(task_env)) = (
             self.config.in_pod_agent.clone(),
             label(pod, TASK_ID_LABEL),
@@ -402,7 +408,7 @@ impl LoopState {
             worker,
             env: task_env,
             settings,
-            watch_aborts,
+            start,
         };
         tracing::info!(pod = %pod.name_any(), task_id, "in-pod agent starting");
         let handle = in_pod::spawn(launch, self.reports.clone());

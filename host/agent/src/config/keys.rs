@@ -64,6 +64,7 @@ pub(super) const GLUE: Keys = Keys {
         "completedPodDeletionDelayMinutes",
         "maxPods",
         "plugins",
+        "taskWatchdog",
     ],
     ignored: &[
         // the agent's own Deployment, Pod and ServiceAccount (not the task pods)
@@ -129,6 +130,12 @@ pub(super) const QUEUE_SETTINGS: Keys = Keys {
 /// One `queues.<name>.policies[i]` entry (extension).
 pub(super) const POLICY: Keys = Keys {
     known: &["plugin", "config"],
+    ignored: &[],
+};
+
+/// `taskWatchdog.*` (extension): tasks ClearML stops hearing from while their pod runs.
+pub(super) const TASK_WATCHDOG: Keys = Keys {
+    known: &["noUpdateMinutes", "failTask"],
     ignored: &[],
 };
 

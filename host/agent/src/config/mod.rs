@@ -110,6 +110,17 @@ pub struct PluginSource {
     pub sha256: Option<String>,
 }
 
+/// `agentk8sglue.taskWatchdog` (extension): what the agent does about a task whose pod runs while ClearML has heard
+/// nothing from it (no ping, event or status report) for a while: a wedged process, or an in-pod agent cut off from
+/// the server. Off unless `noUpdateMinutes` is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskWatchdog {
+    /// `noUpdateMinutes`: how long a running task may go without an update in ClearML (`None`: off).
+    pub no_update: Option<Duration>,
+    /// `failTask`: fail such a task (and delete its pod) rather than only say so in its status message.
+    pub fail_task: bool,
+}
+
 /// The whole configuration `run` works from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
@@ -141,6 +152,8 @@ pub struct AgentConfig {
     pub completed_pod_deletion_delay: Duration,
     /// `agentk8sglue.plugins` (extension).
     pub plugins: BTreeMap<String, PluginSource>,
+    /// `agentk8sglue.taskWatchdog` (extension).
+    pub task_watchdog: TaskWatchdog,
     /// The values root as written: `agentk8sglue`, or the renamed chart's `orchestratork8sglue`. Messages about a
     /// key (a queue missing with `createQueues: false`, ...) use it so they name what the user wrote.
     pub values_root: &'static str,

@@ -15,7 +15,7 @@ use super::keys;
 use super::walk::{Map, Node, join, suggest, type_name};
 use super::{
     AgentConfig, ConfigError, Credentials, DEFAULT_CONTAINER_IMAGE, Overrides, PluginSource,
-    PolicyBinding, QueueConfig, QueueSettings, Secret,
+    PolicyBinding, QueueConfig, QueueSettings, Secret, TaskWatchdog,
 };
 
 /// The values root the original Enterprise chart uses, and the renamed ("Klique") chart's.
@@ -118,6 +118,11 @@ fn parse(text: &str, overrides: &Overrides) -> Result<AgentConfig, ConfigError> 
         &join(glue_root, "plugins"),
         &mut ignored,
     )?;
+    let task_watchdog = task_watchdog(
+        glue.get("taskWatchdog"),
+        &join(glue_root, "taskWatchdog"),
+        &mut ignored,
+    )?;
     let queues_path = join(glue_root, "queues");
     let queues = queues(glue.get("queues"), &queues_path, &plugins, &mut ignored)?;
 
@@ -172,6 +177,7 @@ fn parse(text: &str, overrides: &Overrides) -> Result<AgentConfig, ConfigError> 
         status_report_frequency: status_report_frequency.unwrap_or(DEFAULT_STATUS_REPORT),
         completed_pod_deletion_delay: completed_pod_deletion_delay.unwrap_or(Duration::ZERO),
         plugins,
+        task_watchdog,
         values_root: glue_root,
         api_server_url_from_env,
         ignored_keys: ignored,
@@ -273,6 +279,23 @@ fn seconds(
             path: node.path.clone(),
             problem: format!("{value} is too large"),
         })
+}
+
+/// `taskWatchdog`: off unless `noUpdateMinutes` (fractions allowed, more than 0) is given.
+fn task_watchdog(
+    node: Option<Node<'_>>,
+    path: &str,
+    ignored: &mut Vec<String>,
+) -> Result<TaskWatchdog, ConfigError> {
+    let map = Map::strict(node, path, &keys::TASK_WATCHDOG, ignored)?;
+    Ok(TaskWatchdog {
+        no_update: seconds(map.get("noUpdateMinutes"), 60.0, false)?,
+        fail_task: map
+            .get("failTask")
+            .map(|n| n.bool())
+            .transpose()?
+            .unwrap_or(false),
+    })
 }
 
 /// A values-shaped template: its JSON as written (minus an empty `fileMounts`) and parsed.

@@ -16,6 +16,7 @@ fn task(status: TaskStatus) -> TaskView {
     TaskView {
         status: Some(status),
         status_message: None,
+        last_update: None,
     }
 }
 
@@ -23,6 +24,8 @@ const SETTINGS: Settings = Settings {
     deletion_delay: Duration::ZERO,
     requeue_evicted: true,
     report_grace: Duration::from_secs(10),
+    no_update_limit: None,
+    fail_stalled: false,
 };
 
 fn now() -> Timestamp {
@@ -45,7 +48,7 @@ fn unschedulable_reaches_the_task_once() {
     // Said once: the same reason again changes nothing.
     let memory = Memory {
         last_message: Some(expected.into()),
-        settled: false,
+        ..Memory::default()
     };
     assert!(decide(&pod, Some(&queued), &memory, SETTINGS, now()).is_empty());
 }
@@ -152,6 +155,7 @@ fn an_abort_in_clearml_deletes_the_pod() {
     let stopping = TaskView {
         status: Some(TaskStatus::InProgress),
         status_message: Some("stopping".into()),
+        last_update: None,
     };
     assert_eq!(
         decide_for(&running, Some(&stopping)),
@@ -199,8 +203,8 @@ fn the_in_pod_agent_gets_time_to_report_an_exit() {
 #[test]
 fn settled_tasks_are_not_failed_twice() {
     let memory = Memory {
-        last_message: None,
         settled: true,
+        ..Memory::default()
     };
     let actions = decide(
         &terminated("OOMKilled", 137),
@@ -210,4 +214,178 @@ fn settled_tasks_are_not_failed_twice() {
         now(),
     );
     assert_eq!(actions, vec![Action::DeletePod]);
+}
+
+/// The watchdog at 30 min, and a running task last heard from `silent_secs` before [`now`].
+const WATCHDOG: Settings = Settings {
+    no_update_limit: Some(Duration::from_secs(30 * 60)),
+    ..SETTINGS
+};
+
+fn running_task(silent_secs: u64) -> TaskView {
+    TaskView {
+        last_update: Some(now() - Duration::from_secs(silent_secs)),
+        ..task(TaskStatus::InProgress)
+    }
+}
+
+fn stalled() -> Memory {
+    Memory {
+        stalled: true,
+        ..Memory::default()
+    }
+}
+
+#[test]
+fn a_silent_running_task_is_reported_once_and_again_only_after_it_recovers() {
+    let pod = pod(json!({"phase": "Running"}));
+    let silent = running_task(31 * 60 + 5);
+    let report =
+        |memory: &Memory, task: &TaskView| decide(&pod, Some(task), memory, WATCHDOG, now());
+    let message = "no update from the task for 31 min while pod clearml-id-t1 runs (agent watchdog, limit 30 min)";
+    assert_eq!(
+        report(&Memory::default(), &silent),
+        vec![Action::Stalled {
+            message: message.into(),
+            fail: false
+        }]
+    );
+    // Said once: the next rounds of the same stall change nothing.
+    assert!(report(&stalled(), &silent).is_empty());
+    // Heard from again: the flag goes; a new stall is reported anew.
+    assert_eq!(
+        report(&stalled(), &running_task(5)),
+        vec![Action::Recovered]
+    );
+    assert!(matches!(
+        &report(&Memory::default(), &running_task(45 * 60))[..],
+        [Action::Stalled { message, .. }] if message.contains("for 45 min")
+    ));
+    // Under the limit, or off: nothing.
+    assert!(report(&Memory::default(), &running_task(29 * 60)).is_empty());
+    assert!(decide(&pod, Some(&silent), &Memory::default(), SETTINGS, now()).is_empty());
+}
+
+#[test]
+fn with_fail_task_a_silent_task_fails_and_its_pod_goes() {
+    let settings = Settings {
+        fail_stalled: true,
+        ..WATCHDOG
+    };
+    let pod = pod(json!({"phase": "Running"}));
+    let silent = running_task(40 * 60);
+    let actions = decide(&pod, Some(&silent), &Memory::default(), settings, now());
+    match &actions[..] {
+        [
+            Action::Stalled {
+                message,
+                fail: true,
+            },
+            Action::DeletePod,
+        ] => {
+            assert!(
+                message.starts_with("no update from the task for 40 min"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Failed, but the deletion did not go through: it is tried again (and the task is not failed twice).
+    let failed = Memory {
+        settled: true,
+        stalled: true,
+        ..Memory::default()
+    };
+    let now_failed = TaskView {
+        status: Some(TaskStatus::Failed),
+        ..silent.clone()
+    };
+    assert_eq!(
+        decide(&pod, Some(&now_failed), &failed, settings, now()),
+        vec![Action::DeletePod]
+    );
+    let mut deleting = pod.clone();
+    deleting.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+    assert!(decide(&deleting, Some(&now_failed), &failed, settings, now()).is_empty());
+}
+
+#[test]
+fn the_watchdog_watches_only_running_pods_of_in_progress_tasks() {
+    let silent_for = 40 * 60;
+    let running = pod(json!({"phase": "Running"}));
+    let pending = pod(json!({"phase": "Pending"}));
+    let queued = TaskView {
+        status: Some(TaskStatus::Queued),
+        ..running_task(silent_for)
+    };
+    let check =
+        |pod: &Pod, task: &TaskView| decide(pod, Some(task), &Memory::default(), WATCHDOG, now());
+    assert!(check(&running, &queued).is_empty());
+    assert!(check(&pending, &running_task(silent_for)).is_empty());
+    // No last update to judge by, or one ahead of the agent's clock: no silence.
+    assert!(check(&running, &task(TaskStatus::InProgress)).is_empty());
+    let ahead = TaskView {
+        last_update: Some(now() + Duration::from_secs(600)),
+        ..task(TaskStatus::InProgress)
+    };
+    assert!(check(&running, &ahead).is_empty());
+    // An abort wins over the watchdog.
+    let stopping = TaskView {
+        status_message: Some("stopping".into()),
+        ..running_task(silent_for)
+    };
+    assert_eq!(
+        check(&running, &stopping),
+        vec![Action::DeletePod, Action::MarkStopped]
+    );
+}
+
+#[test]
+fn a_reported_task_that_ends_is_no_longer_counted_as_stalled() {
+    let done = pod(json!({"phase": "Succeeded"}));
+    assert_eq!(
+        decide(
+            &done,
+            Some(&task(TaskStatus::Completed)),
+            &stalled(),
+            WATCHDOG,
+            now()
+        ),
+        vec![Action::Recovered, Action::DeletePod]
+    );
+}
+
+#[test]
+fn watchdog_messages_read_well_at_any_limit() {
+    assert_eq!(
+        stall_message("p", Duration::from_secs(7), Duration::from_secs(6)),
+        "no update from the task for 7 s while pod p runs (agent watchdog, limit 0.1 min)"
+    );
+    assert_eq!(
+        stall_message("p", Duration::from_secs(150), Duration::from_secs(90)),
+        "no update from the task for 2 min while pod p runs (agent watchdog, limit 1.5 min)"
+    );
+}
+
+#[test]
+fn clearml_dates_parse_with_or_without_an_offset() {
+    let at: Timestamp = "2026-12-03T10:00:00.123Z".parse().unwrap();
+    assert_eq!(clearml_time("2026-12-03T10:00:00.123000+00:00"), Some(at));
+    assert_eq!(clearml_time("2026-12-03T11:00:00.123+01:00"), Some(at));
+    assert_eq!(clearml_time("2026-12-03T10:00:00.123"), Some(at));
+    assert_eq!(clearml_time("yesterday"), None);
+}
+
+#[test]
+fn settings_come_from_the_values() {
+    let mut config = crate::fixtures::config();
+    assert_eq!(Settings::from_config(&config).no_update_limit, None);
+    config.task_watchdog = crate::config::TaskWatchdog {
+        no_update: Some(Duration::from_secs(60)),
+        fail_task: true,
+    };
+    let settings = Settings::from_config(&config);
+    assert_eq!(settings.no_update_limit, Some(Duration::from_secs(60)));
+    assert!(settings.fail_stalled && settings.requeue_evicted);
 }

@@ -56,6 +56,52 @@ fn timings_take_fractions_and_minutes_are_minutes() {
 }
 
 #[test]
+fn the_task_watchdog_is_off_by_default_and_takes_fractional_minutes() {
+    let config = load(MINIMAL).unwrap();
+    assert_eq!(config.task_watchdog.no_update, None);
+    assert!(!config.task_watchdog.fail_task);
+    let config = load(&format!(
+        "{MINIMAL}  taskWatchdog:\n    noUpdateMinutes: 0.5\n    failTask: true\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.task_watchdog.no_update,
+        Some(Duration::from_secs(30))
+    );
+    assert!(config.task_watchdog.fail_task);
+    // failTask alone leaves the watchdog off: there is no limit to fail a task on.
+    let config = load(&format!("{MINIMAL}  taskWatchdog: {{failTask: true}}\n")).unwrap();
+    assert_eq!(config.task_watchdog.no_update, None);
+    for (value, message) in [
+        (
+            "{noUpdateMinutes: 0}",
+            "agentk8sglue.taskWatchdog.noUpdateMinutes: expected a number more than 0, found 0",
+        ),
+        (
+            "{noUpdateMinutes: '30'}",
+            "agentk8sglue.taskWatchdog.noUpdateMinutes: expected a number, found a string",
+        ),
+        (
+            "{failTask: 'yes'}",
+            "agentk8sglue.taskWatchdog.failTask: expected true or false, found a string",
+        ),
+        (
+            "{noUpdateMinute: 30}",
+            "agentk8sglue.taskWatchdog.noUpdateMinute: unknown key (did you mean noUpdateMinutes?)",
+        ),
+        (
+            "30",
+            "agentk8sglue.taskWatchdog: expected a map, found an integer",
+        ),
+    ] {
+        assert_eq!(
+            error(&format!("{MINIMAL}  taskWatchdog: {value}\n")),
+            message
+        );
+    }
+}
+
+#[test]
 fn env_overrides_win_and_empty_env_is_unset() {
     let config = AgentConfig::from_yaml(MINIMAL, &env_overrides()).unwrap();
     assert_eq!(config.credentials.access_key.expose(), "ENVACCESSKEY0123");

@@ -13,7 +13,7 @@ mod mutations;
 
 use std::path::{Path, PathBuf};
 
-use agent::config::{AgentConfig, Overrides, QueueConfig};
+use agent::config::{AgentConfig, Overrides, QueueConfig, TaskWatchdog};
 use serde_json::{Value as Json, json};
 
 /// The page's examples, by file name under `examples/`: the install one, the three queue examples, and the
@@ -70,10 +70,15 @@ pub fn summary(config: &AgentConfig) -> String {
         status_report_frequency,
         completed_pod_deletion_delay,
         plugins,
+        task_watchdog,
         values_root,
         api_server_url_from_env,
         ignored_keys,
     } = config;
+    let TaskWatchdog {
+        no_update,
+        fail_task,
+    } = task_watchdog;
     let queues: Vec<Json> = queues.iter().map(queue_summary).collect();
     let plugins: Vec<Json> = plugins
         .iter()
@@ -95,6 +100,7 @@ pub fn summary(config: &AgentConfig) -> String {
         "status_report_frequency": format!("{status_report_frequency:?}"),
         "completed_pod_deletion_delay": format!("{completed_pod_deletion_delay:?}"),
         "plugins": plugins,
+        "task_watchdog": {"no_update": format!("{no_update:?}"), "fail_task": fail_task},
         "values_root": values_root,
         "ignored_keys": ignored_keys,
     });

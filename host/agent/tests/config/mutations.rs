@@ -58,12 +58,24 @@ const CASES: &[Case] = &[
         "  agentk8sglueSecret:",
         "  agentk8sglueSecrets:",
     ),
+    case(
+        "gpu-queues.misspelt-watchdog-key",
+        "gpu-queues",
+        "  createQueues: true",
+        "  createQueues: true\n  taskWatchdog:\n    noUpdateMinutes: 30\n    failTasks: true",
+    ),
     // a wrong type
     case(
         "example-queue.max-pods-string",
         "example-queue",
         "  createQueues: true\n",
         "  createQueues: true\n  maxPods: \"10\"\n",
+    ),
+    case(
+        "red-blue-green.watchdog-minutes-negative",
+        "red-blue-green",
+        "  createQueues: true\n",
+        "  createQueues: true\n  taskWatchdog: {noUpdateMinutes: -5}\n",
     ),
     case(
         "example-queue.create-queues-string",

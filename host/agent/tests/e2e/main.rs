@@ -12,3 +12,4 @@ mod harness;
 mod lifecycle;
 mod page_examples;
 mod recovery;
+mod watchdog;
