@@ -20,6 +20,8 @@
 //! - [`bins`]: where the binaries are (`KUBE_TESTENV_BIN_DIR` or the versioned build cache).
 //! - [`control_plane`]: [`TestEnv`]: ports, token, service-account key, flags, `/readyz`, kubeconfig, clients.
 //! - [`detached`]: a control plane that outlives this process (`up`/`down`), stopped through its pid file.
+//! - [`fault_proxy`]: [`FaultProxy`]: a plain-HTTP proxy in front of the apiserver for outage and error tests: cut the
+//!   API off and restore it, answer chosen requests with 409/422/429/5xx `Status` errors, count what reached it.
 //! - `plan`: ports, token, service-account key, the two command lines and the kubeconfig text.
 //! - [`process`]: child processes that die with the test binary (Drop, `atexit`, parent-death signal).
 //! - `src/bin/kube-testenv.rs`: `up`/`down` for manual use (`just testenv-up`).
@@ -31,6 +33,7 @@
 pub mod bins;
 pub mod control_plane;
 pub mod detached;
+pub mod fault_proxy;
 mod plan;
 pub mod process;
 
@@ -44,6 +47,7 @@ use kube::{Api, Client, api::PostParams};
 use tokio::sync::OnceCell;
 
 pub use control_plane::{Error, Options, TestEnv};
+pub use fault_proxy::{Error as FaultProxyError, Fault, FaultProxy};
 
 /// Label put on every namespace created by [`create_namespace`], with the test name as value.
 pub const TEST_LABEL: &str = "kube-testenv/test";
