@@ -20,15 +20,20 @@ use crate::types::*;
 pub struct ClientConfig {
     /// API server URL, e.g. `http://clearml-apiserver:8008` (a path prefix is kept).
     pub api_url: String,
+    /// The access key of a ClearML credentials pair (`CLEARML_API_ACCESS_KEY`); sent, with the secret, as Basic
+    /// auth to `auth.login` only. Every other call carries the token.
     pub access_key: String,
+    /// The secret of that pair; never logged (`Debug` redacts it).
     pub secret_key: String,
     /// URL version (`/v2.23/…`), the one the current SDK uses. Calls that need newer fields pass their own.
     pub api_version: String,
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// Time allowed to open the connection (TCP and TLS), shorter than `timeout` so a dead server fails fast.
     pub connect_timeout: Duration,
     /// Refresh the token when fewer than this many seconds remain (clearml-agent: 12 h).
     pub refresh_margin: Duration,
+    /// How transient failures are retried.
     pub retry: RetryPolicy,
 }
 
@@ -49,6 +54,8 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
+    /// The URL and credentials, with the defaults: API version 2.23, a 30 s request and 10 s connect timeout, a
+    /// 12 h refresh margin and [`RetryPolicy::default`].
     pub fn new(
         api_url: impl Into<String>,
         access_key: impl Into<String>,
@@ -68,12 +75,14 @@ impl ClientConfig {
 }
 
 /// Retries of transient failures (connect, timeout, 5xx): exponential backoff with full jitter, so many agents
-/// restarting together do not hammer a recovering server in lockstep.
+/// restarting together do not hammer a recovering server in lockstep. Default: 5 retries, 200 ms to 10 s.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Retries after the first attempt; 0 disables retrying.
     pub max_retries: usize,
+    /// The first backoff delay, doubled on every further retry (before jitter).
     pub min_delay: Duration,
+    /// Cap on any one delay.
     pub max_delay: Duration,
 }
 
@@ -339,6 +348,7 @@ impl Client {
 
     // === queues ===
 
+    /// `queues.get_all`: the queues matching the filters.
     pub async fn queues_get_all(&self, req: &QueuesGetAll) -> Result<Vec<Queue>> {
         #[derive(serde::Deserialize)]
         struct R {
@@ -347,6 +357,7 @@ impl Client {
         Ok(self.call::<_, R>("queues.get_all", req).await?.queues)
     }
 
+    /// `queues.get_by_id`: one queue by id; a name, or an unknown id, is [`crate::codes::INVALID_QUEUE_ID`].
     pub async fn queues_get_by_id(&self, queue: &str) -> Result<Queue> {
         #[derive(serde::Deserialize)]
         struct R {
@@ -416,6 +427,7 @@ impl Client {
 
     // === tasks ===
 
+    /// `tasks.get_by_id`: the whole task document ([`crate::codes::INVALID_TASK_ID`] when there is none).
     pub async fn tasks_get_by_id(&self, task: &str) -> Result<Task> {
         #[derive(serde::Deserialize)]
         struct R {
@@ -427,6 +439,7 @@ impl Client {
             .task)
     }
 
+    /// `tasks.get_all`: the tasks matching the filters (ask for `only_fields` to keep answers small).
     pub async fn tasks_get_all(&self, req: &TasksGetAll) -> Result<Vec<Task>> {
         #[derive(serde::Deserialize)]
         struct R {
@@ -435,6 +448,7 @@ impl Client {
         Ok(self.call::<_, R>("tasks.get_all", req).await?.tasks)
     }
 
+    /// `tasks.enqueue`: queues the task (see [`Enqueue`]); sent at 2.31 when `update_execution_queue` is set.
     pub async fn tasks_enqueue(&self, req: &Enqueue) -> Result<Enqueued> {
         // queue_name needs 2.19 and update_execution_queue 2.31; plain enqueues stay on the default version.
         if req.update_execution_queue.is_some() {
@@ -444,6 +458,8 @@ impl Client {
         }
     }
 
+    /// `tasks.dequeue`: takes the task out of its queue (see [`Dequeue`]); sent at 2.26 when `new_status` or
+    /// `remove_from_all_queues` is set.
     pub async fn tasks_dequeue(&self, req: &Dequeue) -> Result<Dequeued> {
         if req.new_status.is_some() || req.remove_from_all_queues {
             self.call_at("tasks.dequeue", "2.26", req).await
@@ -452,6 +468,7 @@ impl Client {
         }
     }
 
+    /// `tasks.update`: sets plain fields, with no state-machine check.
     pub async fn tasks_update(&self, req: &TaskUpdate) -> Result<Updated> {
         self.call("tasks.update", req).await
     }
@@ -466,14 +483,17 @@ impl Client {
         .await
     }
 
+    /// `tasks.started`: → in_progress (stamps `started`).
     pub async fn tasks_started(&self, req: &StatusChange) -> Result<Updated> {
         self.call("tasks.started", req).await
     }
 
+    /// `tasks.stopped`: → stopped, what a worker calls once it has stopped a task it was asked to abort.
     pub async fn tasks_stopped(&self, req: &StatusChange) -> Result<Updated> {
         self.call("tasks.stopped", req).await
     }
 
+    /// `tasks.failed`: → failed (with `force` from any status, as the agent does when a task cannot run).
     pub async fn tasks_failed(&self, req: &StatusChange) -> Result<Updated> {
         self.call("tasks.failed", req).await
     }
@@ -498,6 +518,7 @@ impl Client {
         self.call("tasks.stop_many", &body).await
     }
 
+    /// `tasks.edit`: replaces or merges whole fields (see [`TaskEdit`]).
     pub async fn tasks_edit(&self, req: &TaskEdit) -> Result<Updated> {
         self.call("tasks.edit", req).await
     }
@@ -533,11 +554,14 @@ impl Client {
 
     // === workers ===
 
+    /// `workers.register`: announces the worker and its queues (an unknown queue id is
+    /// [`crate::codes::INVALID_QUEUE_ID`]).
     pub async fn workers_register(&self, req: &WorkerRegister) -> Result<()> {
         let _: Value = self.call("workers.register", req).await?;
         Ok(())
     }
 
+    /// `workers.unregister`: the worker leaves the workers list at once instead of timing out.
     pub async fn workers_unregister(&self, worker: &str) -> Result<()> {
         let _: Value = self
             .call("workers.unregister", &json!({ "worker": worker }))
@@ -545,6 +569,7 @@ impl Client {
         Ok(())
     }
 
+    /// `workers.status_report`: the heartbeat that keeps the worker listed (see [`StatusReport`]).
     pub async fn workers_status_report(&self, req: &StatusReport) -> Result<()> {
         let _: Value = self.call("workers.status_report", req).await?;
         Ok(())

@@ -17,6 +17,8 @@
 //! The wire protocol is described in `shared/reference/clearml-api.md`; tests run against the in-memory server in
 //! the `clearml-emulator` crate.
 
+#![warn(missing_docs)]
+
 mod client;
 pub mod error;
 pub mod token;

@@ -15,6 +15,7 @@ pub struct TokenClaims {
     pub api_version: Option<String>,
     /// `basic` on the open-source server.
     pub feature_set: Option<String>,
+    /// The server's own version (`2.0.0`), for logs and diagnostics.
     pub server_version: Option<String>,
 }
 
