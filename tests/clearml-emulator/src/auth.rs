@@ -14,15 +14,21 @@ use crate::time::Ts;
 /// The claims of a session token, with the names clearml-server uses.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
+    /// Who the token is for: user and company ids and names, and the role.
     pub identity: Identity,
+    /// Issued at, seconds since the epoch.
     pub iat: i64,
+    /// Expiry, seconds since the epoch; clients refresh before it (clearml-agent with 12 h to spare).
     pub exp: i64,
+    /// A fresh random id per login (32 hex digits), as the server gives each session.
     pub session_id: String,
     /// The newest API version the server speaks; the SDK picks its URL version from it.
     pub api_version: String,
+    /// The server version the emulator claims to be (clients log it).
     pub server_version: String,
     /// `basic` for the open-source server; changes the glue's enqueue logic.
     pub feature_set: String,
+    /// Always `Bearer`: how the token is to be presented.
     pub auth_type: String,
 }
 
@@ -77,7 +83,12 @@ pub fn verify(secret: &[u8], token: &str, now: Ts) -> Result<Claims, ApiError> {
 /// How a call authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authenticated {
-    Basic { access_key: String },
+    /// `Authorization: Basic` with one of the configured key pairs (how clients call `auth.login`).
+    Basic {
+        /// The access key that matched.
+        access_key: String,
+    },
+    /// A session token that verified (`Authorization: Bearer`, or the session cookie), with its claims.
     Bearer(Box<Claims>),
 }
 

@@ -14,6 +14,7 @@ use crate::time::Ts;
 pub struct Version(pub u32, pub u32);
 
 impl Version {
+    /// `2.23` → `Version(2, 23)`; a bare major (`2`) is `2.0`. `None` when a part is not a number.
     pub fn parse(s: &str) -> Option<Self> {
         let (major, minor) = s.split_once('.').unwrap_or((s, "0"));
         Some(Version(major.parse().ok()?, minor.parse().ok()?))
@@ -242,9 +243,13 @@ fn batch_items(data: Value) -> Vec<Value> {
 /// that carry none), and the versions the server reports.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
+    /// The store's clock for this call.
     pub now: Ts,
+    /// The `X-ClearML-Worker` header (or `X-Trains-Worker`), empty when absent.
     pub worker: &'a str,
+    /// What `server.info` reports as the server version.
     pub server_version: &'a str,
+    /// The newest API version served, what `server.info` and the tokens report.
     pub api_version: &'a str,
 }
 

@@ -17,6 +17,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with this code, subcode and message.
     pub fn new(code: u16, subcode: u32, msg: impl Into<String>) -> Self {
         ApiError {
             code,
@@ -186,30 +187,43 @@ impl ApiError {
 /// Failures of the emulator process itself (not of a call).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The listening socket could not be opened (port taken, no permission).
     #[error("cannot bind {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: std::net::SocketAddr,
+        /// Why the bind failed.
         #[source]
         source: std::io::Error,
     },
+    /// The state file to start from exists but could not be read.
     #[error("cannot read state file {path}: {source}")]
     ReadState {
+        /// The state file.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
+    /// The state file is not JSON of a saved [`crate::Store`].
     #[error("state file {path} is not a saved emulator state: {source}")]
     ParseState {
+        /// The state file.
         path: PathBuf,
+        /// Where decoding failed.
         #[source]
         source: serde_json::Error,
     },
+    /// The state could not be saved at shutdown.
     #[error("cannot write state file {path}: {source}")]
     WriteState {
+        /// The state file.
         path: PathBuf,
+        /// Why writing failed.
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP server stopped with an I/O error.
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
 }

@@ -293,6 +293,7 @@ impl EmulatorHandle {
         &self.base_url
     }
 
+    /// The bound socket address (with the real port when port 0 was asked for).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

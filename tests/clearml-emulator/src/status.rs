@@ -7,19 +7,30 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
+    /// A draft: what `tasks.create` and `tasks.reset` leave, and the only status `tasks.edit` accepts unforced.
     Created,
+    /// In a queue (`tasks.enqueue`), waiting to be popped.
     Queued,
+    /// Running (`tasks.started`).
     InProgress,
+    /// Aborted: `tasks.stop` with no live worker, `tasks.stopped`, or the non-responsive-task watchdog.
     Stopped,
+    /// Final and read-only: no transition leaves it.
     Published,
+    /// On its way to published.
     Publishing,
+    /// A legacy status, between stopped and published.
     Closed,
+    /// `tasks.failed`: the run failed.
     Failed,
+    /// `tasks.completed`: the run ended successfully.
     Completed,
+    /// The server's `unknown` status; no transition leads to or from it without `force`.
     Unknown,
 }
 
 impl TaskStatus {
+    /// The wire name (`in_progress`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Created => "created",
@@ -35,6 +46,7 @@ impl TaskStatus {
         }
     }
 
+    /// The status for a wire name; `None` for anything else (the callers answer 400/12).
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
     }

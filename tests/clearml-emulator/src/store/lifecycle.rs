@@ -53,14 +53,18 @@ impl Store {
         Ok(json!({ "updated": 1, "started": 1, "fields": fields }))
     }
 
+    /// `tasks.stopped`: → stopped (what a worker calls once it has aborted a task), stamps `completed`.
     pub fn tasks_stopped(&mut self, r: rq::StatusChange, now: Ts) -> Result<Value> {
         self.status_call(r, TaskStatus::Stopped, now)
     }
 
+    /// `tasks.failed`: → failed, stamps `completed`.
     pub fn tasks_failed(&mut self, r: rq::StatusChange, now: Ts) -> Result<Value> {
         self.status_call(r, TaskStatus::Failed, now)
     }
 
+    /// `tasks.completed`: → completed, stamps `completed`; with `publish` (2.20) then → published, answering
+    /// `published: 1`.
     pub fn tasks_completed(&mut self, r: rq::StatusChange, now: Ts) -> Result<Value> {
         let publish = r.publish;
         let task = r.task.clone();
@@ -74,17 +78,19 @@ impl Store {
         Ok(v)
     }
 
+    /// `tasks.publish`: → published (read-only from then on).
     pub fn tasks_publish(&mut self, r: rq::StatusChange, now: Ts) -> Result<Value> {
         self.status_call(r, TaskStatus::Published, now)
     }
 
+    /// `tasks.close`: → closed.
     pub fn tasks_close(&mut self, r: rq::StatusChange, now: Ts) -> Result<Value> {
         self.status_call(r, TaskStatus::Closed, now)
     }
 
     /// `tasks.stop` (task_operations.py `stop_task`). A queued task leaves its execution queue and stops; a
     /// `development` task, or one with no live worker (no `last_worker`, or no update for
-    /// `task_update_timeout`, 600 s), stops at once with "Stopped by <user>" (a requested message is ignored);
+    /// `task_update_timeout`, 600 s), stops at once with `Stopped by <user>` (a requested message is ignored);
     /// otherwise the status stays, `status_message` becomes `stopping` (the status change still bumps
     /// `status_changed` and `last_update`) and the worker is expected to call `tasks.stopped`. Neither path sets
     /// `completed`.

@@ -34,10 +34,15 @@ mod tests;
 /// The identity every call runs as: the emulator has one user in one company, the owner of the configured keys.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Identity {
+    /// User id (32 hex digits): the owner of every task, queue and worker, and `task_info.user` of a pop.
     pub user: String,
+    /// The user's display name; `tasks.stop` writes `Stopped by <user_name>`.
     pub user_name: String,
+    /// Company id (32 hex digits), named in "Invalid task id" and "Invalid queue id" messages.
     pub company: String,
+    /// The company's display name.
     pub company_name: String,
+    /// The role in the token (`user`; the server also knows `admin`, `system`, ...).
     pub role: String,
 }
 
@@ -74,14 +79,19 @@ const TASK_TYPES: &[&str] = &[
 /// Everything the server knows. Serialised whole to the state file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Store {
+    /// Who every call runs as. Not saved: it comes from the configured keys at start.
     #[serde(skip)]
     pub identity: Identity,
+    /// Projects by id.
     #[serde(default)]
     pub projects: BTreeMap<String, Project>,
+    /// Tasks by id.
     #[serde(default)]
     pub tasks: BTreeMap<String, Task>,
+    /// Queues by id.
     #[serde(default)]
     pub queues: BTreeMap<String, Queue>,
+    /// Workers by id; expired ones are purged by the worker calls.
     #[serde(default)]
     pub workers: BTreeMap<String, Worker>,
     /// Task log events (`type: log`) by task id, in arrival order: what `events.get_task_log` reads back. Other

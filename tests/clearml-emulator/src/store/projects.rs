@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use super::*;
 
 impl Store {
+    /// `projects.create`: `{id}`. The name must be unique (400/801) and at least 3 characters (400/800).
     pub fn projects_create(&mut self, r: rq::ProjectCreate, now: Ts) -> Result<Value> {
         min_len("name", &r.name)?;
         if self.projects.values().any(|p| p.name == r.name) {
@@ -30,6 +31,7 @@ impl Store {
         Ok(json!({ "id": id }))
     }
 
+    /// `projects.get_all`: `{projects}` in creation order; `hidden` projects need `search_hidden` or `id`.
     pub fn projects_get_all(&self, r: rq::ProjectGetAll) -> Result<Value> {
         let re = r.name.as_deref().map(compile_regex).transpose()?;
         let mut out: Vec<&Project> = self
@@ -54,6 +56,7 @@ impl Store {
         Ok(json!({ "projects": docs }))
     }
 
+    /// `projects.get_by_id`: `{project}`; an unknown id is 400/401.
     pub fn projects_get_by_id(&self, r: rq::ProjectGetById) -> Result<Value> {
         let p = self
             .projects

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::*;
 
 impl Store {
+    /// `queues.create`: `{id}`. The name must be unique (400/801) and at least 3 characters (400/800).
     pub fn queues_create(&mut self, r: rq::QueueCreate, now: Ts) -> Result<Value> {
         min_len("name", &r.name)?;
         if self.queues.values().any(|q| q.name == r.name) {
@@ -20,6 +21,8 @@ impl Store {
         Ok(json!({ "id": id }))
     }
 
+    /// `queues.get_all`: `{queues}` in creation order, filtered and paged (at most 500 per page). Queues tagged
+    /// [`HIDDEN_QUEUE_TAG`] need `search_hidden`, `id` or `name`.
     pub fn queues_get_all(&self, r: rq::QueueGetAll) -> Result<Value> {
         let re = r.name.as_deref().map(compile_regex).transpose()?;
         let show_hidden = r.search_hidden || !r.id.is_empty() || r.name.is_some();
@@ -49,10 +52,12 @@ impl Store {
         Ok(json!({ "queues": docs }))
     }
 
+    /// `queues.get_by_id`: `{queue}`; an unknown id (or a queue name) is 400/701.
     pub fn queues_get_by_id(&self, r: rq::QueueGetById) -> Result<Value> {
         Ok(json!({ "queue": self.queue(&r.queue)?.to_wire(r.max_task_entries) }))
     }
 
+    /// `queues.get_default`: `{id, name}` of the one queue tagged `default`; none is 400/707, several 400/708.
     pub fn queues_get_default(&self) -> Result<Value> {
         let q = self.default_queue()?;
         Ok(json!({ "id": q.id, "name": q.name }))
@@ -84,6 +89,8 @@ impl Store {
         Ok(v)
     }
 
+    /// `queues.add_task`: appends the task (`{added: 1}`) without checking it or changing its status; a task
+    /// already in the queue is 400/706. Sets `execution.queue` unless `update_execution_queue: false`.
     pub fn queues_add_task(&mut self, r: rq::QueueTask, now: Ts) -> Result<Value> {
         let q = self.queue_mut(&r.queue)?;
         if q.entries.iter().any(|e| e.task == r.task) {
@@ -112,7 +119,7 @@ impl Store {
     }
 
     /// `queues.remove_task`; with `update_task_status` the task reverts as on `clear_queue` (if this queue is its
-    /// execution queue), with reason "Task was removed from the queue <id>".
+    /// execution queue), with reason `Task was removed from the queue <id>`.
     pub fn queues_remove_task(&mut self, r: rq::QueueTask, now: Ts) -> Result<Value> {
         let q = self.queue_with_task(&r.queue, &r.task)?;
         let before = q.entries.len();
@@ -154,12 +161,13 @@ impl Store {
         Ok(json!({ "task": q.entries.first().map(|e| e.task.clone()) }))
     }
 
+    /// `queues.get_num_entries`: `{num}`, the queue's length.
     pub fn queues_get_num_entries(&self, r: rq::QueueId) -> Result<Value> {
         Ok(json!({ "num": self.queue(&r.queue)?.entries.len() }))
     }
 
-    /// `queues.clear_queue`: empties the queue; its tasks revert to their pre-enqueue status (reason "Queue <id>
-    /// was cleared"). Answers the ids of the tasks it reverted.
+    /// `queues.clear_queue`: empties the queue; its tasks revert to their pre-enqueue status (reason
+    /// `Queue <id> was cleared`). Answers the ids of the tasks it reverted.
     pub fn queues_clear(&mut self, r: rq::QueueId, now: Ts) -> Result<Value> {
         let q = self.queue_mut(&r.queue)?;
         let tasks: Vec<String> = q.entries.drain(..).map(|e| e.task).collect();
@@ -169,8 +177,8 @@ impl Store {
         Ok(json!({ "removed_tasks": reverted }))
     }
 
-    /// `queues.delete`: a non-empty queue needs `force` (702); its tasks then revert (reason "Queue <id> was
-    /// deleted").
+    /// `queues.delete`: a non-empty queue needs `force` (702); its tasks then revert (reason
+    /// `Queue <id> was deleted`).
     pub fn queues_delete(&mut self, r: rq::QueueDelete, now: Ts) -> Result<Value> {
         let q = self.queue(&r.queue)?;
         if !r.force && !q.entries.is_empty() {
@@ -183,6 +191,8 @@ impl Store {
         Ok(json!({ "deleted": 1 }))
     }
 
+    /// `queues.update`: replaces the given fields (a new name must be unique and at least 3 characters);
+    /// `{updated, fields}`.
     pub fn queues_update(&mut self, r: rq::QueueUpdate, now: Ts) -> Result<Value> {
         if let Some(name) = &r.name {
             min_len("name", name)?;
@@ -220,6 +230,8 @@ impl Store {
         Ok(json!({ "updated": 1, "fields": fields }))
     }
 
+    /// `queues.add_or_update_metadata`: adds or replaces items by key (all of them first dropped with
+    /// `replace_metadata`); an empty list is 400/12.
     pub fn queues_add_or_update_metadata(
         &mut self,
         r: rq::QueueMetadata,
@@ -251,8 +263,12 @@ fn metadata_map(items: impl IntoIterator<Item = rq::MetadataItem>) -> Object {
 /// Where `queues.move_task_*` puts the task.
 #[derive(Debug, Clone, Copy)]
 pub enum Move {
+    /// `move_task_to_front`: to the head, popped next.
     Front,
+    /// `move_task_to_back`: to the tail.
     Back,
+    /// `move_task_forward`: `count` places towards the head.
     Forward,
+    /// `move_task_backward`: `count` places towards the tail.
     Backward,
 }

@@ -8,6 +8,8 @@ use super::*;
 type FieldValues = fn(&Task) -> Vec<&str>;
 
 impl Store {
+    /// `tasks.create`: `{id}` of a new draft. The name needs 3 characters (400/800), the type must be one of the
+    /// server's (400/12), the project must exist (400/401).
     pub fn tasks_create(&mut self, r: rq::TaskCreate, now: Ts) -> Result<Value> {
         min_len("name", &r.name)?;
         if !TASK_TYPES.contains(&r.task_type.as_str()) {
@@ -57,6 +59,7 @@ impl Store {
         Ok(json!({ "id": id }))
     }
 
+    /// `tasks.get_by_id`: `{task}`, the whole document; an unknown id is 400/101.
     pub fn tasks_get_by_id(&self, r: rq::TaskId) -> Result<Value> {
         Ok(json!({ "task": self.task(&r.task)?.to_wire() }))
     }
@@ -130,6 +133,8 @@ impl Store {
         Ok(json!({ "tasks": docs }))
     }
 
+    /// `tasks.edit` (services/tasks.py `edit`): a draft only unless forced (400/110); `execution` and `script` are
+    /// merged one level deep, the other fields replaced. Answers `{updated, fields}`.
     pub fn tasks_edit(&mut self, r: rq::TaskEdit, now: Ts) -> Result<Value> {
         if let Some(name) = &r.name {
             min_len("name", name)?;
@@ -329,6 +334,7 @@ impl Store {
         Ok(json!({ "updated": 1, "fields": { "script.requirements": r.requirements } }))
     }
 
+    /// `tasks.edit_hyper_params`: adds or replaces parameters (values stored as strings); `{updated: 1}`.
     pub fn tasks_edit_hyper_params(&mut self, r: rq::EditHyperParams, now: Ts) -> Result<Value> {
         let t = self.task_mut(&r.task)?;
         // bll/task/hyperparams.py: the `properties` section (any case) may change on a task that is no longer a
