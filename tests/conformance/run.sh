@@ -3,14 +3,16 @@
 # at it (offline: every CLEARML_*_HOST is the emulator, credentials come from the environment), start the real
 # control plane (`kube-testenv up`) for the k8s glue tests, run the pytest scripts in this folder, stop everything
 # it started, print "conformance: N passed, N failed".
-# Usage: run.sh VENV_DIR [pytest args...]. Binaries: $CLEARML_K8S_AGENT_BIN, else $CARGO_TARGET_DIR/debug/; the
-# control plane's etcd and kube-apiserver come from `just testenv-build`. Without a control plane the glue tests
-# are skipped, and fail under CI=true.
+# Usage: run.sh VENV_DIR [pytest args...]. Binaries: $CLEARML_K8S_AGENT_BIN, else $CARGO_TARGET_DIR/debug/ (default
+# <cache root>/target, the root from scripts/cache-root.sh); the control plane's etcd and kube-apiserver come from
+# `just testenv-build`. Without a control plane the glue tests are skipped, and fail under CI=true.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:?usage: run.sh VENV_DIR [pytest args...]}"
 shift
-target="${CARGO_TARGET_DIR:-$HOME/.cache/clearml-k8s-agent/target}"
+# The cache root rule: scripts/cache-root.sh (honours CLEARML_K8S_AGENT_CACHE), as the justfile uses it.
+source "$here/../../scripts/cache-root.sh" --export
+target="${CARGO_TARGET_DIR:-$cache/target}"
 bin="${CLEARML_K8S_AGENT_BIN:-$target/debug/clearml-k8s-agent}"
 testenv_bin="$target/debug/kube-testenv"
 kubelet_sim_bin="$target/debug/kubelet-sim"

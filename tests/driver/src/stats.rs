@@ -24,15 +24,18 @@ pub enum ProcError {
     },
 }
 
-/// The `p`-th percentile (0..=100) of `samples` by nearest rank; `None` when empty.
+/// The `p`-th percentile (0..=100) of `samples` in any order; `None` when empty.
+///
+/// The rank rule is the one the policy benchmarks use, [`policy_runtime::bench::percentile`], so the agent's figures
+/// and the policies' figures in BENCHMARKS.md mean the same thing. This wrapper only sorts a copy and turns "no
+/// samples" into `None` (that rule returns zero, which a report would print as a real 0 µs latency).
 pub fn percentile(samples: &[Duration], p: f64) -> Option<Duration> {
     if samples.is_empty() {
         return None;
     }
     let mut sorted = samples.to_vec();
     sorted.sort();
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    Some(policy_runtime::bench::percentile(&sorted, p))
 }
 
 /// `utime + stime` in clock ticks from the text of `/proc/<pid>/stat`.
@@ -133,14 +136,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
+    fn percentiles_of_unsorted_samples_follow_the_one_rule() {
         let ms = |v: u64| Duration::from_millis(v);
-        let samples: Vec<Duration> = (1..=100).rev().map(ms).collect();
-        assert_eq!(percentile(&samples, 50.0), Some(ms(50)));
-        assert_eq!(percentile(&samples, 99.0), Some(ms(99)));
-        assert_eq!(percentile(&samples, 100.0), Some(ms(100)));
-        assert_eq!(percentile(&samples, 0.0), Some(ms(1)));
+        let sorted: Vec<Duration> = (1..=11).map(ms).collect();
+        // Reversed and shuffled input: the wrapper sorts before it ranks.
+        let reversed: Vec<Duration> = sorted.iter().rev().copied().collect();
+        let shuffled: Vec<Duration> = [6, 1, 11, 3, 9, 2, 8, 4, 10, 5, 7].map(ms).to_vec();
+        for p in [0.0, 25.0, 50.0, 90.0, 99.0, 100.0] {
+            let rule = policy_runtime::bench::percentile(&sorted, p);
+            assert_eq!(percentile(&reversed, p), Some(rule), "p{p}");
+            assert_eq!(percentile(&shuffled, p), Some(rule), "p{p}");
+        }
+        // The figures themselves, so a change of the shared rule shows up here too.
+        assert_eq!(percentile(&shuffled, 0.0), Some(ms(1)));
+        assert_eq!(percentile(&shuffled, 50.0), Some(ms(6)));
+        assert_eq!(percentile(&shuffled, 100.0), Some(ms(11)));
         assert_eq!(percentile(&[ms(7)], 99.0), Some(ms(7)));
+    }
+
+    #[test]
+    fn no_samples_is_none_not_zero() {
         assert_eq!(percentile(&[], 50.0), None);
     }
 
