@@ -148,7 +148,14 @@ pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<C
                 .get_opt(&name)
                 .await
                 .map_err(|e| transient(&name, &e, secrets))?;
-            let labels = existing.and_then(|p| p.metadata.labels).unwrap_or_default();
+            let Some(existing) = existing else {
+                // Gone again already (deleted between the two calls): try the create again.
+                return Err(KubeError::Transient {
+                    pod: name,
+                    message: "409 on create, but no pod of that name exists now".into(),
+                });
+            };
+            let labels = existing.metadata.labels.unwrap_or_default();
             let want = pod
                 .metadata
                 .labels
@@ -160,6 +167,7 @@ pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<C
                 Err(KubeError::Conflict { pod: name, labels })
             }
         }
+        // The same rule as `is_transient`.
         Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {
             Err(KubeError::Transient {
                 pod: name,
@@ -172,6 +180,15 @@ pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<C
             code: status.code,
         }),
         Err(other) => Err(transient(&name, &other, secrets)),
+    }
+}
+
+/// Whether retrying may fix this error: throttling (429), the server failing (5xx), or no answer at all
+/// (connection refused or reset, timeout). Every other API status is the server refusing the request.
+pub fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        _ => true,
     }
 }
 
@@ -303,6 +320,12 @@ impl PodTracker {
         self.submitting
             .lock()
             .is_ok_and(|set| set.contains(task_id))
+    }
+
+    /// Whether a submission in this process answers for `task_id` right now (popped and reserved, or under way):
+    /// recovery leaves such tasks alone.
+    pub fn is_claimed(&self, task_id: &str) -> bool {
+        self.reserved.lock().is_ok_and(|r| r.contains_key(task_id)) || self.is_submitting(task_id)
     }
 
     /// Give back the slot of a submission that did not produce a pod.

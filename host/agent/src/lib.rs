@@ -14,6 +14,8 @@
 //! - [`lifecycle`] (pure) and [`follow`] (its loop): pod states → task status, messages, cleanup, aborts.
 //! - [`pod_events`]: the pods' Kubernetes Events appended to their tasks' console logs.
 //! - [`recover`]: start-up recovery of submissions a crash interrupted.
+//! - [`health`]: whether ClearML and the Kubernetes API answer: what `/readyz` says, what gates the pops.
+//! - [`leader`]: two replicas, one dispatcher (a coordination.k8s.io Lease).
 //! - [`metrics`]: Prometheus metrics, `/healthz`, `/readyz`.
 
 #![warn(missing_docs)]
@@ -22,7 +24,9 @@ pub mod config;
 pub mod dispatch;
 pub mod follow;
 pub mod guard;
+pub mod health;
 pub mod kube;
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pod_events;

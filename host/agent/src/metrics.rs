@@ -1,11 +1,10 @@
 //! Prometheus metrics and the agent's HTTP endpoints: `/metrics` (text format), `/healthz` (the process is alive)
-//! and `/readyz` (start-up is done and the agent can dispatch).
+//! and `/readyz` (what [`crate::health::Health`] says: started, and ClearML and Kubernetes reachable).
 //!
 //! Every metric name starts with `clearml_agent_`; the README lists them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -56,6 +55,13 @@ pub struct ErrorLabels {
     pub kind: String,
 }
 
+/// Label set `{dependency}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DependencyLabels {
+    /// `clearml` or `kubernetes`.
+    pub dependency: String,
+}
+
 /// The agent's metrics. Cheap to clone handles; one registry per agent.
 #[derive(Debug)]
 pub struct Metrics {
@@ -78,7 +84,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Running tasks ClearML has heard nothing from for longer than `taskWatchdog.noUpdateMinutes`, per queue.
     pub tasks_stalled: Family<QueueLabels, Gauge>,
-    ready: AtomicBool,
+    /// Whether ClearML and the Kubernetes API answer (also what `/readyz` reports).
+    pub health: crate::health::Health,
 }
 
 fn policy_histogram() -> Histogram {
@@ -107,6 +114,7 @@ impl Metrics {
         let kube_errors = Family::<ErrorLabels, Counter>::default();
         let leader = Gauge::default();
         let tasks_stalled = Family::<QueueLabels, Gauge>::default();
+        let dependency_up = Family::<DependencyLabels, Gauge>::default();
         registry.register(
             "tasks_popped",
             "Tasks popped from a ClearML queue",
@@ -144,6 +152,11 @@ impl Metrics {
             "Running tasks with no update in ClearML for longer than the watchdog's limit",
             tasks_stalled.clone(),
         );
+        registry.register(
+            "dependency_up",
+            "1 while ClearML / the Kubernetes API answer, 0 during an outage",
+            dependency_up.clone(),
+        );
         Self {
             registry,
             tasks_popped,
@@ -155,7 +168,7 @@ impl Metrics {
             kube_errors,
             leader,
             tasks_stalled,
-            ready: AtomicBool::new(false),
+            health: crate::health::Health::new(dependency_up),
         }
     }
 
@@ -196,16 +209,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Mark the agent ready (or not) for `/readyz`.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    /// Whether `/readyz` answers 200.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -237,10 +240,9 @@ async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse
 }
 
 async fn serve_ready(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    match metrics.health.readiness() {
+        Ok(body) => (StatusCode::OK, body),
+        Err(body) => (StatusCode::SERVICE_UNAVAILABLE, body),
     }
 }
 

@@ -1,10 +1,15 @@
-//! Start-up recovery: after a crash (or a kill between any two steps of a submission), find every task the agent
-//! answers for that has no pod, and finish what was started. Existing pods need nothing: the pod watch adopts
+//! Recovery: after a crash (or a kill between any two steps of a submission), find every task the agent answers
+//! for that has no pod, and finish what was started. It runs at start-up, and again whenever an outage of ClearML
+//! or the Kubernetes API ends (a submission it interrupted may have given up half-way); tasks a live submission
+//! still holds are left to it. Existing pods need nothing: the pod watch adopts
 //! them, and the lifecycle follows them from there.
 //!
 //! Where a task can be after a crash, by the step that was under way:
 //! - **after the pop, before the hand-over**: `queued`, `execution.queue` one of the agent's queues, but in no
 //!   queue's entries. Found by comparing the two; put back at the front of its queue.
+//! - **between the forced stop and the enqueue** of a hand-over or of a return to the queue: `stopped`, with the
+//!   status reason the stop carried ([`pending_message`] or [`returning_message`], naming queue and agent; the
+//!   server keeps a stop's reason but not its message). Put back at the front of its queue.
 //! - **after the hand-over, before the pod**: in the pending queue, with the status message the agent wrote at
 //!   the hand-over (`waiting for pod <name> (queue <q>, agent <instance>)`), and no pod. Re-submitted with the same
 //!   deterministic name.
@@ -24,6 +29,20 @@ pub fn pending_message(pod: &str, queue: &str, instance: &str) -> String {
     format!("waiting for pod {pod} (queue {queue}, agent {instance})")
 }
 
+/// The status message of the forced stop before a task goes back to its queue.
+pub fn returning_message(queue: &str, instance: &str) -> String {
+    format!("returning to queue {queue} (agent {instance})")
+}
+
+/// The queue name in a [`returning_message`] of this agent.
+pub fn parse_returning_message<'a>(message: &'a str, instance: &str) -> Option<&'a str> {
+    let (queue, agent) = message
+        .strip_prefix("returning to queue ")?
+        .strip_suffix(')')?
+        .rsplit_once(" (agent ")?;
+    (agent == instance).then_some(queue)
+}
+
 /// The queue name of a task this agent handed over, read back from [`pending_message`].
 pub fn parse_pending_message<'a>(message: &'a str, instance: &str) -> Option<&'a str> {
     let inner = message
@@ -41,6 +60,54 @@ pub async fn recover(shared: &Arc<Shared>) {
     }
     if let Err(err) = recover_popped(shared).await {
         tracing::warn!(error = %err, "recovery of popped tasks failed");
+    }
+    if let Err(err) = recover_stopped(shared).await {
+        tracing::warn!(error = %err, "recovery of tasks stopped mid-move failed");
+    }
+}
+
+/// Tasks per page when scanning stopped tasks (only three small fields each).
+const PAGE: u32 = 500;
+
+async fn recover_stopped(shared: &Shared) -> Result<(), clearml_api::Error> {
+    let mut queue_ids: Vec<String> = shared.queues.iter().map(|q| q.id.clone()).collect();
+    queue_ids.push(shared.pending_queue_id.clone());
+    let mut page = 0;
+    loop {
+        let stopped = shared
+            .clearml
+            .tasks_get_all(&TasksGetAll {
+                status: vec![TaskStatus::Stopped],
+                execution_queue: queue_ids.clone(),
+                only_fields: vec!["id".into(), "status_reason".into()],
+                search_hidden: true,
+                page: Some(page),
+                page_size: Some(PAGE),
+                ..TasksGetAll::default()
+            })
+            .await?;
+        let last_page = stopped.len() < PAGE as usize;
+        for task in stopped {
+            let reason = task.status_reason.as_deref().unwrap_or_default();
+            let instance = &shared.identity.instance;
+            let Some(queue_name) = parse_pending_message(reason, instance)
+                .or_else(|| parse_returning_message(reason, instance))
+            else {
+                continue;
+            };
+            if shared.tracker.pod_of(&task.id).is_some() || shared.tracker.is_claimed(&task.id) {
+                continue;
+            }
+            let Some(queue) = shared.queues.iter().find(|q| q.config.name == queue_name) else {
+                continue;
+            };
+            tracing::warn!(task_id = %task.id, queue = %queue.config.name, "recovering a task stopped mid-move: back to the front of its queue");
+            submit::requeue_front(shared, &queue.id, &task.id, None).await?;
+        }
+        if last_page {
+            return Ok(());
+        }
+        page += 1;
     }
 }
 
@@ -70,7 +137,10 @@ async fn recover_pending(shared: &Arc<Shared>) -> Result<(), clearml_api::Error>
         else {
             continue;
         };
-        if task.status != Some(TaskStatus::Queued) || shared.tracker.pod_of(&task.id).is_some() {
+        if task.status != Some(TaskStatus::Queued)
+            || shared.tracker.pod_of(&task.id).is_some()
+            || shared.tracker.is_claimed(&task.id)
+        {
             continue;
         }
         let Some(queue) = shared
@@ -117,7 +187,10 @@ async fn recover_popped(shared: &Shared) -> Result<(), clearml_api::Error> {
         .flat_map(|q| q.entries.iter().map(|e| e.task.as_str()))
         .collect();
     for task in queued {
-        if waiting.contains(task.id.as_str()) || shared.tracker.pod_of(&task.id).is_some() {
+        if waiting.contains(task.id.as_str())
+            || shared.tracker.pod_of(&task.id).is_some()
+            || shared.tracker.is_claimed(&task.id)
+        {
             continue;
         }
         let Some(queue) = shared
@@ -150,6 +223,10 @@ mod tests {
             parse_pending_message("k8s pending scheduler", "agent-a"),
             None
         );
+        let back = returning_message("1xGPU", "agent-a");
+        assert_eq!(back, "returning to queue 1xGPU (agent agent-a)");
+        assert_eq!(parse_returning_message(&back, "agent-a"), Some("1xGPU"));
+        assert_eq!(parse_returning_message(&back, "agent-b"), None);
         let odd = pending_message("p", "my (odd), agent name", "a");
         assert_eq!(
             parse_pending_message(&odd, "a"),

@@ -330,6 +330,9 @@ async fn submit_inner(
     create(shared, queue, task_id, &rendered).await
 }
 
+/// The status reason of a task in the pending queue (the glue's).
+const HANDOVER_REASON: &str = "k8s pending scheduler";
+
 /// Move a popped task into the pending queue, with the message that tells the ML user (and recovery) what it waits
 /// for. The popped task is still `queued`, and the server refuses queued → queued, so it is stopped (forced) first,
 /// exactly as the Python glue does.
@@ -338,27 +341,44 @@ async fn hand_over(
     queue: &ResolvedQueue,
     task_id: &str,
 ) -> Result<(), clearml_api::Error> {
-    let stop = StatusChange::new(task_id).force();
+    let message = crate::recover::pending_message(
+        &render::pod_name(task_id),
+        &queue.config.name,
+        &shared.identity.instance,
+    );
+    // The stop carries the hand-over's message as its status reason (the server keeps a stop's reason, not its
+    // message): a kill between the two calls leaves the task `stopped` with it, and recovery finds it by that.
+    let stop = StatusChange::new(task_id).force().reason(message.clone());
     let handoff = Enqueue {
         task: task_id.to_string(),
         queue: Some(shared.pending_queue_id.clone()),
-        status_reason: Some("k8s pending scheduler".to_string()),
-        status_message: Some(crate::recover::pending_message(
-            &render::pod_name(task_id),
-            &queue.config.name,
-            &shared.identity.instance,
-        )),
+        status_reason: Some(HANDOVER_REASON.to_string()),
+        status_message: Some(message),
         ..Enqueue::default()
     };
     (|| shared.clearml.tasks_stop(&stop))
         .retry(backoff())
         .when(|e| e.is_transient())
+        .notify(|e, _| clearml_down(shared, e))
         .await?;
+    shared.failpoint(Failpoint::AfterHandoverStop).await;
+    // Once stopped, the task is in no queue and only this submission knows it: retry until ClearML answers (an
+    // outage holds the submission, it does not drop the task).
     (|| shared.clearml.tasks_enqueue(&handoff))
-        .retry(backoff())
+        .retry(until_it_answers())
         .when(|e| e.is_transient())
+        .notify(|e, _| clearml_down(shared, e))
         .await
         .map(|_| ())
+}
+
+/// Mark ClearML down after a failed call retrying may fix.
+fn clearml_down(shared: &Shared, error: &clearml_api::Error) {
+    shared.metrics.clearml_error(error.endpoint());
+    shared
+        .metrics
+        .health
+        .record_down(crate::health::Dependency::ClearMl, &error.to_string());
 }
 
 /// Create the pod of a handed-over task, and fail the task when the API server refuses it.
@@ -374,11 +394,19 @@ async fn create(
         .when(|e| matches!(e, KubeError::Transient { .. }))
         .notify(|e, delay| {
             shared.metrics.kube_error(e.metric_label());
+            shared
+                .metrics
+                .health
+                .record_down(crate::health::Dependency::Kubernetes, &e.to_string());
             tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "pod create failed, retrying");
         })
         .await;
     match created {
         Ok(how) => {
+            shared
+                .metrics
+                .health
+                .record_up(crate::health::Dependency::Kubernetes);
             shared.failpoint(Failpoint::AfterCreate).await;
             Metrics::per_queue(&shared.metrics.tasks_submitted, &queue.config.name);
             tracing::info!(
@@ -460,6 +488,16 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// Retries for a step that must not give up while ClearML is merely unreachable: jittered backoff up to 5 s apart,
+/// for as long as it takes (a SIGTERM still ends the process; the README names that window).
+fn until_it_answers() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .with_jitter()
+}
+
 /// Put a task back at the front of queue `queue_id` (it keeps its place): stopped (forced: it may still be
 /// `queued`), enqueued there, moved to the front. The one way the agent gives a task back, used after a transient
 /// failure, by recovery and for evicted pods.
@@ -469,7 +507,18 @@ pub async fn requeue_front(
     task_id: &str,
     message: Option<String>,
 ) -> Result<(), clearml_api::Error> {
-    let stop = StatusChange::new(task_id).force();
+    let queue_name = shared
+        .queues
+        .iter()
+        .find(|q| q.id == queue_id)
+        .map_or(queue_id, |q| q.config.name.as_str());
+    // As at the hand-over: a kill between the stop and the enqueue leaves a `stopped` task recovery can find.
+    let stop = StatusChange::new(task_id)
+        .force()
+        .reason(crate::recover::returning_message(
+            queue_name,
+            &shared.identity.instance,
+        ));
     let enqueue = Enqueue {
         task: task_id.to_string(),
         queue: Some(queue_id.to_string()),
@@ -487,8 +536,9 @@ pub async fn requeue_front(
             )
             .await
     };
-    back.retry(backoff())
+    back.retry(until_it_answers())
         .when(|e: &clearml_api::Error| e.is_transient())
+        .notify(|e, _| clearml_down(shared, e))
         .await
         .map(|_| ())
 }

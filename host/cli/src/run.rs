@@ -32,6 +32,16 @@ pub struct RunArgs {
     /// Submissions in flight at once.
     #[arg(long, default_value_t = 16)]
     pub max_in_flight: usize,
+    /// Run as one of several replicas: only the one holding the Lease (coordination.k8s.io) dispatches, a standby
+    /// takes over within 15 s of its death. Every replica needs the same --instance.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name (in --namespace). Default: `<instance>-leader`.
+    #[arg(long, requires = "leader_elect")]
+    pub lease_name: Option<String>,
+    /// This replica's name in the Lease. Default: env POD_NAME, else the host name (the pod's name in a pod).
+    #[arg(long, env = "POD_NAME")]
+    pub replica_id: Option<String>,
     /// Benchmarks only: submit the base pod as rendered, without any policy (not even template-overrides).
     #[arg(long, hide = true)]
     pub no_policies: bool,
@@ -77,6 +87,22 @@ pub fn overrides_from_env() -> Overrides {
         access_key: var("CLEARML_API_ACCESS_KEY"),
         secret_key: var("CLEARML_API_SECRET_KEY"),
         api_host: var("CLEARML_API_HOST"),
+    }
+}
+
+/// This replica's default name: the host name (a pod's host name is its name), made unique by the process id
+/// and start time when there is none.
+fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if host.is_empty() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("replica-{}-{nanos:x}", std::process::id())
+    } else {
+        host
     }
 }
 
@@ -136,6 +162,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             credentials_secret: identity.credentials_secret,
             instance: identity.instance,
             max_in_flight: args.max_in_flight,
+            leader_election: args.leader_elect.then(|| {
+                agent::leader::LeaseSettings::new(
+                    args.lease_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}-leader", args.identity.instance)),
+                    args.replica_id.clone().unwrap_or_else(replica_id),
+                )
+            }),
             failpoint: None,
         };
         match agent::run::run(prepared, client, options, crate::signal::shutdown()).await {

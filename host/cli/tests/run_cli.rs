@@ -100,6 +100,10 @@ fn bad_flags_and_missing_files_exit_64() {
         "not-an-address",
     ]));
     assert_eq!(out.status.code(), Some(64), "{text}");
+    // The Lease flags only mean something with --leader-elect.
+    let (out, text) = output(bin().args(["run", "--config", "x.yaml", "--lease-name", "l"]));
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    assert!(text.contains("--leader-elect"), "{text}");
 }
 
 #[test]
@@ -109,7 +113,8 @@ fn help_exits_0() {
     assert!(
         text.contains("--config")
             && text.contains("--namespace")
-            && text.contains("--metrics-addr"),
+            && text.contains("--metrics-addr")
+            && text.contains("--leader-elect"),
         "{text}"
     );
 }

@@ -22,10 +22,15 @@ pub const SECRET_KEY: &str = "e2e-secret-key-91d2c4b7";
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct World {
+    /// The shared control plane (for a fault proxy in front of it).
+    pub env: &'static kube_testenv::TestEnv,
     pub kube: kube::Client,
     pub namespace: String,
     pub emulator: EmulatorHandle,
     pub clearml: Client,
+    /// How the emulator was started (its address, once bound), to restart it on the same port and state file.
+    emulator_config: EmulatorConfig,
+    _state_dir: Option<tempfile::TempDir>,
     _sim: SimHandle,
 }
 
@@ -42,14 +47,25 @@ impl World {
     /// The same against an emulator serving ClearML Enterprise's feature set.
     pub async fn enterprise(test: &str) -> Option<Self> {
         let nodes = vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()];
-        Self::build(test, nodes, "enterprise").await
+        Self::build(test, nodes, "enterprise", false).await
     }
 
     pub async fn with_nodes(test: &str, nodes: Vec<NodeSpec>) -> Option<Self> {
-        Self::build(test, nodes, "basic").await
+        Self::build(test, nodes, "basic", false).await
     }
 
-    async fn build(test: &str, nodes: Vec<NodeSpec>, feature_set: &str) -> Option<Self> {
+    /// The same with the emulator keeping its state in a file, so [`World::restart_emulator`] can restart it.
+    pub async fn persistent(test: &str) -> Option<Self> {
+        let nodes = vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()];
+        Self::build(test, nodes, "basic", true).await
+    }
+
+    async fn build(
+        test: &str,
+        nodes: Vec<NodeSpec>,
+        feature_set: &str,
+        persistent: bool,
+    ) -> Option<Self> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -58,13 +74,17 @@ impl World {
             .with_test_writer()
             .try_init();
         let ctx = kube_testenv::test_context(test).await?;
-        let emulator = Emulator::start(EmulatorConfig {
+        let state_dir = persistent.then(|| tempfile::tempdir().unwrap());
+        let mut emulator_config = EmulatorConfig {
             credentials: vec![(ACCESS_KEY.into(), SECRET_KEY.into())],
             feature_set: feature_set.into(),
+            state_file: state_dir.as_ref().map(|d| d.path().join("state.json")),
             ..EmulatorConfig::default()
-        })
-        .await
-        .expect("emulator starts");
+        };
+        let emulator = Emulator::start(emulator_config.clone())
+            .await
+            .expect("emulator starts");
+        emulator_config.bind = emulator.addr();
         let clearml = Client::new(ClientConfig::new(
             emulator.base_url(),
             ACCESS_KEY,
@@ -89,12 +109,32 @@ impl World {
         .await
         .expect("kubelet-sim starts");
         Some(Self {
+            env: ctx.env,
             kube: ctx.client,
             namespace: ctx.namespace,
             emulator,
             clearml,
+            emulator_config,
+            _state_dir: state_dir,
             _sim: sim,
         })
+    }
+
+    /// Stop the emulator (it saves its state file), let `while_down` run, and start it again on the same port and
+    /// state file: a ClearML server restart. Its tokens are new, so every client must log in again.
+    pub async fn restart_emulator(&mut self, while_down: impl std::future::Future<Output = ()>) {
+        assert!(
+            self.emulator_config.state_file.is_some(),
+            "restart needs World::persistent"
+        );
+        let stand_in = Emulator::start(EmulatorConfig::default()).await.unwrap();
+        let old = std::mem::replace(&mut self.emulator, stand_in);
+        old.shutdown().await.expect("the emulator saves its state");
+        while_down.await;
+        let restarted = Emulator::start(self.emulator_config.clone())
+            .await
+            .expect("the emulator restarts on its port");
+        drop(std::mem::replace(&mut self.emulator, restarted));
     }
 
     /// Parse `values` (YAML, the chart's shape) with this world's ClearML URL and credentials as env overrides.
@@ -126,17 +166,32 @@ impl World {
         instance: &str,
         failpoint: Option<(agent::run::Failpoint, Arc<tokio::sync::Notify>)>,
     ) -> RunningAgent {
+        self.launch(
+            config,
+            AgentSpec {
+                instance: instance.to_string(),
+                failpoint,
+                ..AgentSpec::default()
+            },
+        )
+        .await
+    }
+
+    /// Start the agent as `spec` says (another Kubernetes client, leader election, a failpoint).
+    pub async fn launch(&self, config: AgentConfig, spec: AgentSpec) -> RunningAgent {
         let prepared = Prepared::new(config, Some(policy_cache())).expect("policies load");
+        let metrics_addr = free_local_addr();
         let options = RunOptions {
             namespace: self.namespace.clone(),
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            instance: instance.to_string(),
-            credentials_secret: format!("{instance}-credentials"),
+            metrics_addr,
+            instance: spec.instance.clone(),
+            credentials_secret: format!("{}-credentials", spec.instance),
             max_in_flight: 8,
-            failpoint,
+            leader_election: spec.leader_election,
+            failpoint: spec.failpoint,
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let kube = self.kube.clone();
+        let kube = spec.kube.unwrap_or_else(|| self.kube.clone());
         let task = tokio::spawn(async move {
             agent::run::run(prepared, kube, options, async move {
                 let _ = stopped.await;
@@ -151,6 +206,7 @@ impl World {
         RunningAgent {
             stop: Some(stop),
             task,
+            metrics_addr,
         }
     }
 
@@ -264,13 +320,66 @@ impl World {
     }
 }
 
+/// How to start an agent beyond its values.
+pub struct AgentSpec {
+    pub instance: String,
+    /// Another client (e.g. through a fault proxy); default: the world's admin client.
+    pub kube: Option<kube::Client>,
+    pub leader_election: Option<agent::leader::LeaseSettings>,
+    pub failpoint: Option<(agent::run::Failpoint, Arc<tokio::sync::Notify>)>,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        Self {
+            instance: "agent".into(),
+            kube: None,
+            leader_election: None,
+            failpoint: None,
+        }
+    }
+}
+
+/// A free loopback port, for an agent whose `/readyz` the test reads.
+fn free_local_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
 /// The agent, running; stop it with [`RunningAgent::stop`] (a clean shutdown, like SIGTERM).
 pub struct RunningAgent {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
+    metrics_addr: std::net::SocketAddr,
 }
 
 impl RunningAgent {
+    /// `GET path` on the agent's metrics server: (status, body); `None` while it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let status = response.split(' ').nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Some((status, body.to_string()))
+    }
+
+    /// Wait until `/readyz` answers `status` with a body containing `text`; returns the body.
+    pub async fn wait_readyz(&self, status: u16, text: &str) -> String {
+        eventually(&format!("/readyz {status} saying {text:?}"), || async {
+            self.get("/readyz")
+                .await
+                .filter(|(code, body)| *code == status && body.contains(text))
+                .map(|(_, body)| body)
+        })
+        .await
+    }
+
     pub async fn stop(mut self) -> Result<(), String> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

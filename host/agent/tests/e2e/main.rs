@@ -8,8 +8,10 @@
 
 mod dispatching;
 mod failures;
+mod ha;
 mod harness;
 mod lifecycle;
+mod outages;
 mod page_examples;
 mod recovery;
 mod watchdog;

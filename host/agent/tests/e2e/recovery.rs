@@ -54,6 +54,11 @@ async fn a_kill_after_the_pop_loses_nothing() {
 }
 
 #[tokio::test]
+async fn a_kill_between_the_handovers_stop_and_enqueue_loses_nothing() {
+    killed_at(Failpoint::AfterHandoverStop, "killed-mid-handover").await;
+}
+
+#[tokio::test]
 async fn a_kill_after_the_handoff_loses_nothing() {
     killed_at(Failpoint::AfterHandoff, "kill-handoff").await;
 }
