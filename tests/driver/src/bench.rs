@@ -27,32 +27,51 @@ pub struct Shape {
 
 /// What a throughput run measured.
 pub struct Burst {
+    /// Tasks per second: tasks / (first `queues.get_next_task` → last pod seen).
     pub rate: f64,
+    /// That interval.
     pub wall: Duration,
+    /// Enqueue-to-pod latency of each task.
     pub latencies: Vec<Duration>,
+    /// Agent CPU (utime + stime) over the burst, per task.
     pub cpu_per_task: Duration,
+    /// Agent RSS in bytes right after `/readyz`.
     pub rss_ready: u64,
+    /// Agent RSS in bytes once every pod exists.
     pub rss_end: u64,
+    /// Agent peak RSS (`VmHWM`) in bytes.
     pub peak_rss: u64,
+    /// The agent's ClearML requests by endpoint.
     pub requests: Vec<(String, u64)>,
+    /// Their sum.
     pub requests_total: u64,
+    /// Per policy: (sum of seconds, count) from `clearml_agent_policy_evaluation_seconds`.
     pub policy_seconds: BTreeMap<String, (f64, f64)>,
+    /// The pods the agent created (replayed by the plain loop).
     pub pods: Vec<Pod>,
 }
 
 /// The plain kube-rs loop.
 pub struct Plain {
+    /// Pods created per second.
     pub rate: f64,
+    /// Each create's latency.
     pub latencies: Vec<Duration>,
 }
 
 /// The idle agent and the busy stream.
 pub struct Idle {
+    /// ClearML requests per second of the idle agent.
     pub requests_per_second: f64,
+    /// How long the idle agent was watched.
     pub window: Duration,
+    /// Its requests by endpoint.
     pub requests: Vec<(String, u64)>,
+    /// Enqueue-to-pod latency of single tasks sent to the idle agent.
     pub idle_latencies: Vec<Duration>,
+    /// Tasks per second of the busy stream (half the burst rate).
     pub busy_rate: f64,
+    /// Enqueue-to-pod latency in the busy stream.
     pub busy_latencies: Vec<Duration>,
 }
 
@@ -127,6 +146,7 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "**not met**" }
 }
 
+/// The Markdown report: the figures, each target and whether it is met.
 pub fn report(shape: &Shape, with: &Burst, without: &Burst, plain: &Plain, idle: &Idle) -> String {
     let mut r = String::new();
     let tasks = shape.tasks as f64;

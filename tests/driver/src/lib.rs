@@ -23,6 +23,8 @@
 //! - [`stats`]: percentiles and `/proc` parsing (pure).
 //! - [`table`]: the demo's table (pure).
 
+#![warn(missing_docs)]
+
 pub mod agent_process;
 pub mod bench;
 pub mod bins;
