@@ -97,6 +97,19 @@ pub fn in_ci() -> bool {
     cache_paths::process_env("CI").is_some_and(|v| v == "true" || v == "1")
 }
 
+/// Test logs, captured per test by libtest (shown when a test fails): `RUST_LOG` when set, else `default` (an
+/// `EnvFilter` directive such as `kubelet_sim=debug`). Safe to call from every test.
+pub fn test_logs(default: &str) {
+    let filter = cache_paths::process_env("RUST_LOG")
+        .and_then(|f| f.into_string().ok())
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+}
+
 /// What one test gets: the shared control plane, an admin client for this test's runtime, its own namespace.
 #[derive(Clone)]
 pub struct TestContext {

@@ -28,18 +28,9 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Simulator and harness logs, captured per test by libtest and shown when a test fails.
-// Test logs honour RUST_LOG: the test binary's edge.
-#[allow(clippy::disallowed_methods)]
+/// Test logs (RUST_LOG, else `kubelet_sim=debug,kube_testenv=debug`).
 fn logs() {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|f| !f.trim().is_empty())
-        .unwrap_or_else(|| "kubelet_sim=debug,kube_testenv=debug".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_test_writer()
-        .try_init();
+    kube_testenv::test_logs("kubelet_sim=debug,kube_testenv=debug");
 }
 
 fn pod(name: &str, annotations: &[(&str, &str)], limits: &[(&str, &str)]) -> Pod {

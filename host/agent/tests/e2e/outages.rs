@@ -9,7 +9,7 @@ use http::Method;
 use kube_testenv::fault_proxy::{Fault, FaultProxy};
 use serde_json::json;
 
-use crate::harness::{AgentSpec, World};
+use crate::harness::{AgentSpec, RunningAgent, World};
 
 const VALUES: &str = r#"
 agentk8sglue:
@@ -112,11 +112,8 @@ async fn a_token_that_stops_being_valid_is_replaced_mid_run() {
     agent.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_kubernetes_outage_stops_the_pops_until_the_api_is_back() {
-    let Some(world) = World::new("kube-outage").await else {
-        return;
-    };
+/// A ready agent whose Kubernetes API goes through a fault proxy in front of the real apiserver.
+async fn behind_a_fault_proxy(world: &World) -> (FaultProxy, RunningAgent) {
     let proxy = FaultProxy::start(world.env).await.unwrap();
     let agent = world
         .launch(
@@ -128,6 +125,15 @@ async fn a_kubernetes_outage_stops_the_pops_until_the_api_is_back() {
         )
         .await;
     agent.wait_readyz(200, "ready").await;
+    (proxy, agent)
+}
+
+#[tokio::test]
+async fn a_kubernetes_outage_stops_the_pops_until_the_api_is_back() {
+    let Some(world) = World::new("kube-outage").await else {
+        return;
+    };
+    let (proxy, agent) = behind_a_fault_proxy(&world).await;
     let first = world.enqueue("work", "before", json!({})).await;
     world.wait_pod(&first).await;
 
@@ -169,17 +175,7 @@ async fn apiserver_errors_on_create_are_retried_or_reach_the_task() {
     let Some(world) = World::new("kube-errors").await else {
         return;
     };
-    let proxy = FaultProxy::start(world.env).await.unwrap();
-    let agent = world
-        .launch(
-            world.config(VALUES),
-            AgentSpec {
-                kube: Some(proxy.admin_client().await.unwrap()),
-                ..AgentSpec::default()
-            },
-        )
-        .await;
-    agent.wait_readyz(200, "ready").await;
+    let (proxy, agent) = behind_a_fault_proxy(&world).await;
     let creates = |status, times| Fault {
         method: Some(Method::POST),
         path_contains: format!("/namespaces/{}/pods", world.namespace),
