@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Submissions in flight at once.
     #[arg(long, default_value_t = 16)]
     pub max_in_flight: usize,
+    /// After SIGTERM, how long submissions in flight may take before the agent exits anyway (keep it below the
+    /// pod's terminationGracePeriodSeconds, 30 by default); what is cut short is finished by recovery at the next start.
+    #[arg(long, default_value_t = 25)]
+    pub shutdown_grace_seconds: u64,
     /// Run as one of several replicas: only the one holding the Lease (coordination.k8s.io) dispatches, a standby
     /// takes over within 15 s of its death. Every replica needs the same --instance.
     #[arg(long)]
@@ -162,6 +166,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             credentials_secret: identity.credentials_secret,
             instance: identity.instance,
             max_in_flight: args.max_in_flight,
+            shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
             leader_election: args.leader_elect.then(|| {
                 agent::leader::LeaseSettings::new(
                     args.lease_name

@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub credentials_secret: String,
     /// Submissions in flight at once.
     pub max_in_flight: usize,
+    /// After a shutdown request, how long submissions in flight may take to finish before the agent stops anyway
+    /// (below the pod's termination grace period, so the unregister still happens).
+    pub shutdown_grace: Duration,
     /// Campaign for this Lease and dispatch only while holding it (two replicas); `None`: run alone.
     pub leader_election: Option<LeaseSettings>,
     /// Tests only: stop every submission dead at this step (see [`Failpoint`]).
@@ -400,7 +403,19 @@ async fn lead(
         "agent ready"
     );
 
-    dispatch_loop::dispatch_loop(shared.clone(), options.max_in_flight, stop_rx).await;
+    let mut stopping = stop_rx.clone();
+    let grace = options.shutdown_grace;
+    tokio::select! {
+        () = dispatch_loop::dispatch_loop(shared.clone(), options.max_in_flight, stop_rx) => {}
+        () = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            // Dropping the loop aborts what is still in flight (e.g. waiting out a ClearML outage): recovery at the
+            // next start finishes it, as after a kill; exiting now beats being killed by the grace period.
+            tracing::warn!(grace_seconds = grace.as_secs(), "submissions still in flight at the end of the shutdown grace: left to recovery");
+        }
+    }
 
     metrics.health.set_phase(Phase::Stopping);
     drop(tasks);

@@ -187,6 +187,7 @@ impl World {
             instance: spec.instance.clone(),
             credentials_secret: format!("{}-credentials", spec.instance),
             max_in_flight: 8,
+            shutdown_grace: spec.shutdown_grace,
             leader_election: spec.leader_election,
             failpoint: spec.failpoint,
         };
@@ -327,6 +328,7 @@ pub struct AgentSpec {
     pub kube: Option<kube::Client>,
     pub leader_election: Option<agent::leader::LeaseSettings>,
     pub failpoint: Option<(agent::run::Failpoint, Arc<tokio::sync::Notify>)>,
+    pub shutdown_grace: Duration,
 }
 
 impl Default for AgentSpec {
@@ -336,6 +338,7 @@ impl Default for AgentSpec {
             kube: None,
             leader_election: None,
             failpoint: None,
+            shutdown_grace: Duration::from_secs(25),
         }
     }
 }

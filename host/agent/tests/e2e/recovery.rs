@@ -7,7 +7,7 @@ use agent::run::Failpoint;
 use clearml_api::TaskStatus;
 use serde_json::json;
 
-use crate::harness::{World, eventually};
+use crate::harness::{AgentSpec, World, eventually};
 
 const VALUES: &str = r#"
 agentk8sglue:
@@ -108,4 +108,33 @@ async fn sigterm_with_submissions_in_flight_finishes_them_and_unregisters() {
             .any(|w| w["id"] == "agent"),
         "the worker unregistered: {workers}"
     );
+}
+
+#[tokio::test]
+async fn sigterm_with_a_submission_stuck_exits_after_the_grace_and_recovery_finishes_it() {
+    let Some(world) = World::new("sigterm-stuck").await else {
+        return;
+    };
+    world.create_queue("work").await;
+    let task = world.enqueue("work", "stuck at shutdown", json!({})).await;
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let agent = world
+        .launch(
+            world.config(VALUES),
+            AgentSpec {
+                failpoint: Some((Failpoint::AfterHandoff, reached.clone())),
+                shutdown_grace: std::time::Duration::from_secs(2),
+                ..AgentSpec::default()
+            },
+        )
+        .await;
+    tokio::time::timeout(crate::harness::PATIENCE, reached.notified())
+        .await
+        .expect("the submission reaches the failpoint");
+    // The submission never finishes: the agent still stops (within the grace) and cleanly.
+    agent.stop().await.unwrap();
+    let second = world.start_agent(VALUES).await;
+    world.wait_status(&task, TaskStatus::InProgress).await;
+    assert_eq!(world.pods().await.len(), 1);
+    second.stop().await.unwrap();
 }
