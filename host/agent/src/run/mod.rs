@@ -56,8 +56,8 @@ pub struct RunOptions {
 }
 
 /// A step of a submission where a test can stop the agent, to prove that a kill there loses nothing. A submission
-/// reaching it signals the `Notify` and never goes on; the test then kills the agent (in-process: aborts its task;
-/// the binary's hidden `--failpoint` aborts the process) and starts a new one.
+/// reaching it signals the `Notify` and never goes on; the test then kills the agent (aborts its task: every task
+/// `run` spawned dies with it, as with SIGKILL) and starts a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failpoint {
     /// The task was popped; nothing else happened.
