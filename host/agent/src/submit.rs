@@ -15,6 +15,7 @@ use backon::{ExponentialBuilder, Retryable};
 use clearml_api::{Enqueue, NextTask, StatusChange, Task, TasksGetAll};
 use k8s_openapi::api::core::v1::Pod;
 use policy_runtime::{ChainOutcome, EvalError, PolicyEngine, TaskContext};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::config::AgentConfig;
@@ -229,8 +230,17 @@ fn record_policy_times(metrics: &Metrics, outcome: &ChainOutcome) {
 }
 
 /// Submit one popped task. Never returns an error: every outcome is reported to ClearML, the log and the metrics.
-/// `task` is the task's document when the dispatch round already read it (`None`: read it here).
-pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask, task: Option<Task>) {
+/// `task` is the task's document when the dispatch round already read it (`None`: read it here). The task is read
+/// and rendered first; a permit of `slots` (`--max-in-flight`) is taken only for the steps that talk to ClearML and
+/// Kubernetes for it (hand-over, pod create), so a popped task waiting for a slot is rendered by the time it gets
+/// one and the slots' requests are never held up by policy evaluation.
+pub async fn submit(
+    shared: Arc<Shared>,
+    queue: ResolvedQueue,
+    next: NextTask,
+    task: Option<Task>,
+    slots: Arc<Semaphore>,
+) {
     let task_id = next.entry.task.clone();
     let span = tracing::info_span!(
         "submit",
@@ -240,7 +250,7 @@ pub async fn submit(shared: Arc<Shared>, queue: ResolvedQueue, next: NextTask, t
     );
     async {
         shared.tracker.set_submitting(&task_id, true);
-        let outcome = submit_inner(&shared, &queue, &next, task).await;
+        let outcome = submit_inner(&shared, &queue, &next, task, &slots).await;
         shared.tracker.set_submitting(&task_id, false);
         if let Err(failure) = outcome {
             // No pod will come for this reservation.
@@ -266,6 +276,7 @@ async fn submit_inner(
     queue: &ResolvedQueue,
     next: &NextTask,
     prefetched: Option<Task>,
+    slots: &Arc<Semaphore>,
 ) -> Result<(), SubmitError> {
     let task_id = &next.entry.task;
     let fetched = match prefetched {
@@ -314,8 +325,10 @@ async fn submit_inner(
         }
     };
 
+    // The semaphore is never closed; without a permit the submission still runs.
+    let _slot = slots.clone().acquire_owned().await.ok();
     // Hand over to the pending queue first (see the module docs).
-    if let Err(err) = hand_over(shared, queue, task_id).await {
+    if let Err(err) = crate::handover::hand_over(shared, queue, task_id).await {
         shared.metrics.clearml_error(err.endpoint());
         return requeue(
             shared,
@@ -330,50 +343,8 @@ async fn submit_inner(
     create(shared, queue, task_id, &rendered).await
 }
 
-/// The status reason of a task in the pending queue (the glue's).
-const HANDOVER_REASON: &str = "k8s pending scheduler";
-
-/// Move a popped task into the pending queue, with the message that tells the ML user (and recovery) what it waits
-/// for. The popped task is still `queued`, and the server refuses queued → queued, so it is stopped (forced) first,
-/// exactly as the Python glue does.
-async fn hand_over(
-    shared: &Shared,
-    queue: &ResolvedQueue,
-    task_id: &str,
-) -> Result<(), clearml_api::Error> {
-    let message = crate::recover::pending_message(
-        &render::pod_name(task_id),
-        &queue.config.name,
-        &shared.identity.instance,
-    );
-    // The stop carries the hand-over's message as its status reason (the server keeps a stop's reason, not its
-    // message): a kill between the two calls leaves the task `stopped` with it, and recovery finds it by that.
-    let stop = StatusChange::new(task_id).force().reason(message.clone());
-    let handoff = Enqueue {
-        task: task_id.to_string(),
-        queue: Some(shared.pending_queue_id.clone()),
-        status_reason: Some(HANDOVER_REASON.to_string()),
-        status_message: Some(message),
-        ..Enqueue::default()
-    };
-    (|| shared.clearml.tasks_stop(&stop))
-        .retry(backoff())
-        .when(|e| e.is_transient())
-        .notify(|e, _| clearml_down(shared, e))
-        .await?;
-    shared.failpoint(Failpoint::AfterHandoverStop).await;
-    // Once stopped, the task is in no queue and only this submission knows it: retry until ClearML answers (an
-    // outage holds the submission, it does not drop the task).
-    (|| shared.clearml.tasks_enqueue(&handoff))
-        .retry(until_it_answers())
-        .when(|e| e.is_transient())
-        .notify(|e, _| clearml_down(shared, e))
-        .await
-        .map(|_| ())
-}
-
 /// Mark ClearML down after a failed call retrying may fix.
-fn clearml_down(shared: &Shared, error: &clearml_api::Error) {
+pub(crate) fn clearml_down(shared: &Shared, error: &clearml_api::Error) {
     shared.metrics.clearml_error(error.endpoint());
     shared
         .metrics
@@ -480,7 +451,7 @@ pub async fn resubmit(shared: Arc<Shared>, queue: ResolvedQueue, task_id: String
 }
 
 /// Retries for one step of a submission: a few seconds of jittered exponential backoff.
-fn backoff() -> ExponentialBuilder {
+pub(crate) fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
@@ -490,7 +461,7 @@ fn backoff() -> ExponentialBuilder {
 
 /// Retries for a step that must not give up while ClearML is merely unreachable: jittered backoff up to 5 s apart,
 /// for as long as it takes (a SIGTERM still ends the process; the README names that window).
-fn until_it_answers() -> ExponentialBuilder {
+pub(crate) fn until_it_answers() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))

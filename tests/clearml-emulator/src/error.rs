@@ -75,6 +75,18 @@ impl ApiError {
         )
     }
 
+    /// 400/110 from a server before 1.17.0 asked to enqueue a task that is already queued (`utils.py`
+    /// `ChangeStatusRequest.validate_transition` with `allow_same_state_transition=False`).
+    pub fn already_in_status(status: &str) -> Self {
+        Self::new(
+            400,
+            110,
+            format!(
+                "Invalid task status (Task already in requested status): current_status={status}, new_status={status}"
+            ),
+        )
+    }
+
     /// 400/401.
     pub fn invalid_project_id(id: &str) -> Self {
         Self::new(400, 401, format!("Invalid project id: id={id}"))

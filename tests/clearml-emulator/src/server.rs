@@ -77,6 +77,32 @@ impl EmulatorConfig {
             None => ENTERPRISE_SERVER_VERSION,
         }
     }
+
+    /// Whether the server this configuration stands for enqueues a task that is already queued (see
+    /// [`Store::enqueues_queued`]): open source from 1.17.0, Enterprise from 3.22.3. A version that does not parse
+    /// counts as new.
+    pub fn enqueues_queued_tasks(&self) -> bool {
+        let first = if self.feature_set == "basic" {
+            (1, 17, 0)
+        } else {
+            (3, 22, 3)
+        };
+        release(self.effective_server_version()).is_none_or(|found| found >= first)
+    }
+}
+
+/// `major.minor.patch` of a server version (`2.0.0`, `3.22.3-1234`); missing parts are 0.
+fn release(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version.split('.').map(|part| {
+        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+        part[..digits].parse::<u32>().ok()
+    });
+    let major = parts.next()??;
+    Some((
+        major,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 impl Default for EmulatorConfig {
@@ -148,6 +174,8 @@ impl Emulator {
             }
             _ => Store::new(identity, Ts::now()),
         };
+        let mut store = store;
+        store.enqueues_queued = config.enqueues_queued_tasks();
         let max_version = Version::parse(&config.api_version).unwrap_or(Version(2, 31));
         Ok(Emulator {
             shared: Arc::new(Shared {

@@ -62,9 +62,9 @@ pub(super) async fn dispatch_loop(
     while !*stop.borrow() {
         // Reap finished submissions so the set does not grow.
         while submissions.try_join_next().is_some() {}
-        // Up to one batch of popped tasks may wait for a submission slot, so a slot that frees up starts its next
-        // task at once instead of after another query and pop. They are counted as reserved capacity from the pop
-        // on, so `maxPods` still holds.
+        // Up to one batch of popped tasks may wait for a submission slot (rendered meanwhile, see
+        // `submit::submit`), so a slot that frees up starts its next hand-over at once instead of after another
+        // query, pop and render. They are counted as reserved capacity from the pop on, so `maxPods` still holds.
         let lookahead = max_in_flight.max(1) * 2;
         let free_slots = u32::try_from(lookahead.saturating_sub(submissions.len())).unwrap_or(0);
         if free_slots == 0 {
@@ -179,13 +179,13 @@ pub(super) async fn dispatch_loop(
         let popped_count = popped.len();
         for (queue, next) in popped {
             let document = documents.remove(&next.entry.task);
-            let shared = shared.clone();
-            let permits = permits.clone();
-            submissions.spawn(async move {
-                // The semaphore is never closed; without a permit the submission still runs.
-                let _permit = permits.acquire_owned().await.ok();
-                submit::submit(shared, queue, next, document).await;
-            });
+            submissions.spawn(submit::submit(
+                shared.clone(),
+                queue,
+                next,
+                document,
+                permits.clone(),
+            ));
         }
         if popped_count == 0 {
             wake_on(&mut stop, idle_wait, None, &mut submissions).await;

@@ -62,7 +62,8 @@ pub struct RunOptions {
 pub enum Failpoint {
     /// The task was popped; nothing else happened.
     AfterPop,
-    /// The hand-over's forced stop went through, its enqueue not: the task is `stopped`, in no queue.
+    /// The hand-over's forced stop went through, its enqueue not: the task is `stopped`, in no queue. On a server
+    /// that needs no stop ([`crate::handover`]) it is reached before the enqueue: the task is `queued`, in no queue.
     AfterHandoverStop,
     /// The task is in the pending queue; no pod yet.
     AfterHandoff,

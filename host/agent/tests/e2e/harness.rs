@@ -47,23 +47,31 @@ impl World {
     /// The same against an emulator serving ClearML Enterprise's feature set.
     pub async fn enterprise(test: &str) -> Option<Self> {
         let nodes = vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()];
-        Self::build(test, nodes, "enterprise", false).await
+        Self::build(test, nodes, "enterprise", None, false).await
     }
 
     pub async fn with_nodes(test: &str, nodes: Vec<NodeSpec>) -> Option<Self> {
-        Self::build(test, nodes, "basic", false).await
+        Self::build(test, nodes, "basic", None, false).await
+    }
+
+    /// The same against an open-source server older than 1.17.0, which refuses to enqueue a queued task (the
+    /// agent stops it first at the hand-over).
+    pub async fn before_same_state_enqueue(test: &str) -> Option<Self> {
+        let nodes = vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()];
+        Self::build(test, nodes, "basic", Some("1.16.2"), false).await
     }
 
     /// The same with the emulator keeping its state in a file, so [`World::restart_emulator`] can restart it.
     pub async fn persistent(test: &str) -> Option<Self> {
         let nodes = vec![NodeSpec::new(&format!("{test}-node"), "512", "4Ti", 16).unwrap()];
-        Self::build(test, nodes, "basic", true).await
+        Self::build(test, nodes, "basic", None, true).await
     }
 
     async fn build(
         test: &str,
         nodes: Vec<NodeSpec>,
         feature_set: &str,
+        server_version: Option<&str>,
         persistent: bool,
     ) -> Option<Self> {
         let _ = tracing_subscriber::fmt()
@@ -78,6 +86,7 @@ impl World {
         let mut emulator_config = EmulatorConfig {
             credentials: vec![(ACCESS_KEY.into(), SECRET_KEY.into())],
             feature_set: feature_set.into(),
+            server_version: server_version.map(str::to_string),
             state_file: state_dir.as_ref().map(|d| d.path().join("state.json")),
             ..EmulatorConfig::default()
         };

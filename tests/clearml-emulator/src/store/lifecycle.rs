@@ -175,7 +175,8 @@ impl Store {
     }
 
     /// `tasks.enqueue` (task_operations.py `enqueue_task`): status → queued through the state machine unless
-    /// forced (queued → queued is a same-status change and allowed), push to the queue, set `execution.queue`
+    /// forced (queued → queued is a same-status change and allowed, except on a server older than that, see
+    /// [`Store::enqueues_queued`]), push to the queue, set `execution.queue`
     /// unless `update_execution_queue: false`, leave every other queue. `enqueue_status` keeps the status to go
     /// back to: the current one, or for a task that is already queued the one it had before its first enqueue. A
     /// failed push (unknown queue 701, already in that queue 706) reverts the status, forced, with reason
@@ -203,6 +204,9 @@ impl Store {
             },
             (None, None) => self.default_queue()?.id.clone(),
         };
+        if !self.enqueues_queued && !r.force && before.status == TaskStatus::Queued {
+            return Err(ApiError::already_in_status(before.status.as_str()));
+        }
         let enqueue_status = match (before.status, before.enqueue_status) {
             (TaskStatus::Queued, Some(s)) => s,
             (s, _) => s,

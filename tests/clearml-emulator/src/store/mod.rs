@@ -103,6 +103,16 @@ pub struct Store {
     pub cluster_reports: BTreeMap<String, Value>,
     #[serde(default)]
     next_seq: u64,
+    /// Whether `tasks.enqueue` takes a task that is already `queued` without `force` (a same-status change):
+    /// clearml-server 1.17.0 and later ("Allow enqueueing enqueued tasks", commit fa41e14), ClearML Enterprise
+    /// 3.22.3 and later. Older servers refused it (`allow_same_state_transition=False`), which is why the glue stops
+    /// a task before re-enqueueing it. Not saved: it comes from the configured server version at start.
+    #[serde(skip, default = "enqueues_queued")]
+    pub enqueues_queued: bool,
+}
+
+fn enqueues_queued() -> bool {
+    true
 }
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -144,6 +154,7 @@ impl Store {
             task_logs: BTreeMap::new(),
             cluster_reports: BTreeMap::new(),
             next_seq: 0,
+            enqueues_queued: true,
         };
         s.insert_queue("default", vec![], vec!["default".into()], None, now);
         s

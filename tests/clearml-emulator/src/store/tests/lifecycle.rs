@@ -186,6 +186,37 @@ fn task_operations_enqueue_task_re_enqueue_keeps_the_first_enqueue_status() {
     assert_eq!(s.tasks[&t].enqueue_status, None);
 }
 
+// utils.py before 1.17.0 (commit fa41e14): enqueue_task passed allow_same_state_transition=False, so a queued
+// task could not be enqueued again without force (400/110), and the glue stops it first; the failed call changes
+// nothing.
+#[test]
+fn utils_change_status_before_1_17_refuses_queued_to_queued_unless_forced() {
+    let mut s = store();
+    s.enqueues_queued = false;
+    let (a, b) = (queue(&mut s, "queue-a"), queue(&mut s, "queue-b"));
+    let t = task(&mut s, "task");
+    s.tasks_enqueue(req(json!({"task": t, "queue": a})), T0)
+        .unwrap();
+    let refused = s
+        .tasks_enqueue(req(json!({"task": t, "queue": b})), T0)
+        .unwrap_err();
+    assert_eq!((refused.code, refused.subcode), (400, 110));
+    assert!(refused.msg.contains("Task already in requested status"));
+    assert_eq!(
+        (entries(&s, &a), entries(&s, &b)),
+        (vec![t.clone()], vec![])
+    );
+    // Stopped first (what the glue does), or forced: accepted.
+    s.tasks_stop(req(json!({"task": t, "force": true})), T0)
+        .unwrap();
+    s.tasks_enqueue(req(json!({"task": t, "queue": b})), T0)
+        .unwrap();
+    assert_eq!(entries(&s, &b), vec![t.clone()]);
+    s.tasks_enqueue(req(json!({"task": t, "queue": a, "force": true})), T0)
+        .unwrap();
+    assert_eq!(entries(&s, &a), vec![t.clone()]);
+}
+
 // task_operations.py dequeue_task: a task that does not exist (never did, or was deleted) is purged from every
 // queue and answers dequeued=1, updated=0; a bad new_status is 400/12 first.
 #[test]
