@@ -380,11 +380,15 @@ async fn create(
                 .record_up(crate::health::Dependency::Kubernetes);
             shared.failpoint(Failpoint::AfterCreate).await;
             Metrics::per_queue(&shared.metrics.tasks_submitted, &queue.config.name);
-            tracing::info!(
-                adopted = (how == Created::Adopted),
-                policies = rendered.outcome.steps.len(),
-                "pod submitted"
-            );
+            // One line per task at debug (the `tasks_submitted` metric counts them); an adopted pod is worth info.
+            if how == Created::Adopted {
+                tracing::info!(
+                    policies = rendered.outcome.steps.len(),
+                    "pod already existed: adopted"
+                );
+            } else {
+                tracing::debug!(policies = rendered.outcome.steps.len(), "pod submitted");
+            }
             Ok(())
         }
         Err(err @ (KubeError::Refused { .. } | KubeError::Conflict { .. })) => {
