@@ -29,7 +29,7 @@ pub struct RunArgs {
     /// Who the agent is.
     #[command(flatten)]
     pub identity: IdentityArgs,
-    /// Submissions in flight at once.
+    /// Hand-overs and pod creates in flight at once (popped tasks are rendered while they wait for a slot).
     #[arg(long, default_value_t = 16)]
     pub max_in_flight: usize,
     /// After SIGTERM, how long submissions in flight may take before the agent exits anyway (keep it below the

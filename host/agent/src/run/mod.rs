@@ -44,7 +44,7 @@ pub struct RunOptions {
     pub instance: String,
     /// The Secret task pods read credentials from (created or updated at start-up).
     pub credentials_secret: String,
-    /// Submissions in flight at once.
+    /// Hand-overs and pod creates in flight at once (popped tasks are rendered while they wait for a slot).
     pub max_in_flight: usize,
     /// After a shutdown request, how long submissions in flight may take to finish before the agent stops anyway
     /// (below the pod's termination grace period, so the unregister still happens).
