@@ -8,7 +8,8 @@
 //!   exponential backoff. Logical errors (4xx) are returned at once.
 //! - [`Error`] names the endpoint of every failure; [`Error::is`] with a constant from [`codes`] tests for a
 //!   particular server result (e.g. `codes::INVALID_QUEUE_ID`).
-//! - `types.rs` has the request and response types; `token.rs` the token claims and refresh rule.
+//! - `types/` has the request and response types, by service (tasks, queues, workers, events); `token.rs` the
+//!   token claims and refresh rule.
 //!
 //! Calls go to versioned paths (`/v2.23/tasks.get_by_id`) like the SDK's; the few requests that need newer fields
 //! (`update_execution_queue`, `new_status`) use the version that introduced them. Requests are POSTs with a JSON
