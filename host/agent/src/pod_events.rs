@@ -40,6 +40,11 @@ fn level(event: &Event) -> &'static str {
     }
 }
 
+/// `at`, truncated to its second: the precision of an Event's `lastTimestamp`.
+fn whole_second(at: k8s_openapi::jiff::Timestamp) -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::from_second(at.as_second()).unwrap_or(at)
+}
+
 /// Follow the namespace's pod Events until the task is aborted (the run loop owns it).
 pub async fn stream(shared: Arc<Shared>) {
     let api: Api<Event> = Api::namespaced(
@@ -47,8 +52,10 @@ pub async fn stream(shared: Arc<Shared>) {
         &shared.identity.namespace,
     );
     let config = watcher::Config::default().fields("involvedObject.kind=Pod");
-    // Only events that happen from now on: a restarted agent does not repeat what it already sent.
-    let started = k8s_openapi::jiff::Timestamp::now();
+    // Only events that happen from now on: a restarted agent does not repeat what it already sent. Event times
+    // have whole seconds (`lastTimestamp`), so compare at that precision: otherwise the events of the agent's first
+    // second (a pod scheduled right after start) would be dropped as older than the start.
+    let started = whole_second(k8s_openapi::jiff::Timestamp::now());
     let events = watcher(api, config).default_backoff().applied_objects();
     futures::pin_mut!(events);
     let mut buffer: Vec<LogEvent> = Vec::new();
@@ -107,6 +114,15 @@ pub async fn stream(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_of_the_agents_first_second_is_not_older_than_the_start() {
+        let start: k8s_openapi::jiff::Timestamp = "2026-12-03T15:40:50.700Z".parse().unwrap();
+        // The Scheduled event of a pod created 200 ms after the start, as the apiserver stamps it.
+        let event: k8s_openapi::jiff::Timestamp = "2026-12-03T15:40:50Z".parse().unwrap();
+        assert!(event < start);
+        assert!(event >= whole_second(start));
+    }
 
     #[test]
     fn an_event_becomes_one_readable_line() {
