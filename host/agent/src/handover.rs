@@ -5,7 +5,7 @@
 //! change, `allow_same_state_transition=False` in `enqueue_task`), so the Python glue stops it (forced) first;
 //! 1.17.0 ("Allow enqueueing enqueued tasks", clearml-server commit fa41e14) and ClearML Enterprise 3.22.3 (the
 //! glue's `_server_supports_same_state_transition`) accept it. The agent reads the server's version from its
-//! token's claims and skips the stop where the server allows that: one request and one round trip less per task,
+//! login token's claims once at start-up and skips the stop where the server allows that: one request and one round trip less per task,
 //! with the same end state (queued in the pending queue, `execution.queue` the pending queue, the same reason and
 //! message, so recovery reads it back the same way).
 
@@ -65,14 +65,7 @@ pub async fn hand_over(
         &queue.config.name,
         &shared.identity.instance,
     );
-    // The claims of the client's current token (no request while it is valid): after a server upgrade and a new
-    // login, the next hand-over already follows the new rule. Unreadable: keep the stop, which works everywhere.
-    let needs_stop = shared
-        .clearml
-        .server_claims()
-        .await
-        .map_or(true, |claims| !enqueues_queued_tasks(&claims));
-    if needs_stop {
+    if !shared.enqueues_queued_tasks {
         // The stop carries the hand-over's message as its status reason (the server keeps a stop's reason, not its
         // message): a kill between the two calls leaves the task `stopped` with it, and recovery finds it by that.
         let stop = StatusChange::new(task_id).force().reason(message.clone());

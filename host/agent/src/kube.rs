@@ -167,13 +167,7 @@ pub async fn create_pod(api: &Api<Pod>, pod: &Pod, secrets: &[&str]) -> Result<C
                 Err(KubeError::Conflict { pod: name, labels })
             }
         }
-        // The same rule as `is_transient`.
-        Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => {
-            Err(KubeError::Transient {
-                pod: name,
-                message: redact(&status.message, secrets),
-            })
-        }
+        Err(err) if is_transient(&err) => Err(transient(&name, &err, secrets)),
         Err(kube::Error::Api(status)) => Err(KubeError::Refused {
             pod: name,
             message: redact(&status.message, secrets),
@@ -193,10 +187,20 @@ pub fn is_transient(error: &kube::Error) -> bool {
 }
 
 fn transient(pod: &str, error: &kube::Error, secrets: &[&str]) -> KubeError {
+    // An API answer says it in its message; anything else (no answer at all) in the error itself.
+    let message = match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    };
     KubeError::Transient {
         pod: pod.to_string(),
-        message: redact(&error.to_string(), secrets),
+        message: redact(&message, secrets),
     }
+}
+
+/// The label selector of one agent instance's pods (`clearml-agent-instance=<instance>`).
+pub fn instance_selector(instance: &str) -> String {
+    format!("{LABEL_INSTANCE}={instance}")
 }
 
 /// Whether a pod still holds its slot: everything but Succeeded and Failed (a pod being deleted still runs).
@@ -244,7 +248,7 @@ impl PodTracker {
         impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
     ) {
         let (store, writer) = reflector::store();
-        let config = watcher::Config::default().labels(&format!("{LABEL_INSTANCE}={instance}"));
+        let config = watcher::Config::default().labels(&instance_selector(instance));
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
         let stream = watcher(api, config)

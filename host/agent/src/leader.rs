@@ -143,11 +143,6 @@ impl Elector {
         }
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &LeaseSettings {
-        &self.settings
-    }
-
     fn api_error(&self, source: kube::Error) -> LeaderError {
         LeaderError::Api {
             lease: self.settings.name.clone(),

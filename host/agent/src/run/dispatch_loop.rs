@@ -201,11 +201,7 @@ pub(super) async fn dispatch_loop(
 /// One cheap call to a Kubernetes API marked down (list at most one of the agent's pods): `true` when it answered.
 async fn probe_kubernetes(shared: &Shared) -> bool {
     let params = ListParams::default()
-        .labels(&format!(
-            "{}={}",
-            crate::render::LABEL_INSTANCE,
-            shared.identity.instance
-        ))
+        .labels(&crate::kube::instance_selector(&shared.identity.instance))
         .limit(1);
     match shared.pods.list_metadata(&params).await {
         Ok(_) => {

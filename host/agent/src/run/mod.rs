@@ -151,6 +151,9 @@ pub struct Shared {
     pub engine: PolicyEngine,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether the server enqueues a task that is still `queued`, read from the login token's claims: the
+    /// hand-over needs no forced stop first (see [`crate::handover`]).
+    pub enqueues_queued_tasks: bool,
     /// See [`RunOptions::failpoint`].
     pub failpoint: Option<(Failpoint, Arc<tokio::sync::Notify>)>,
 }
@@ -339,6 +342,7 @@ async fn lead(
     };
     let StartedClearMl {
         enterprise,
+        enqueues_queued_tasks,
         queues,
         pending_queue_id,
     } = started;
@@ -382,6 +386,7 @@ async fn lead(
         policies,
         engine,
         metrics: metrics.clone(),
+        enqueues_queued_tasks,
         failpoint: options.failpoint.clone(),
     });
     crate::recover::recover(&shared).await;
@@ -435,6 +440,7 @@ async fn lead(
 /// What start-up learned from ClearML.
 struct StartedClearMl {
     enterprise: bool,
+    enqueues_queued_tasks: bool,
     queues: Vec<ResolvedQueue>,
     pending_queue_id: String,
 }
@@ -457,6 +463,7 @@ async fn start_clearml(
         .map_err(StartupError::from)?;
     Ok(StartedClearMl {
         enterprise,
+        enqueues_queued_tasks: crate::handover::enqueues_queued_tasks(&claims),
         queues,
         pending_queue_id,
     })
