@@ -409,6 +409,26 @@ fn the_cache_is_owner_only_and_refuses_what_others_could_write() {
 }
 
 #[test]
+fn nothing_a_policy_leaves_in_memory_reaches_the_next_evaluation() {
+    // Freed pool slots are reset in place where PAGEMAP_SCAN is available (dirtied pages rewritten, kept
+    // mapped): every evaluation must still start from the component's pristine memory, also when another
+    // policy ran in between and the slots were shuffled.
+    for round in 0..40 {
+        let out = run_hostile("remember").unwrap();
+        assert_eq!(
+            out["metadata"]["annotations"]["remember"], "calls=1 held=1",
+            "round {round}"
+        );
+        if round % 3 == 0 {
+            let config = json!({"labels": {"team": "vision"}}).to_string();
+            sample()
+                .transform(&pod().to_string(), &task(), &config, None)
+                .unwrap();
+        }
+    }
+}
+
+#[test]
 fn a_failing_step_names_its_policy_and_stops_the_chain() {
     let chain = PolicyChain::new(vec![
         ChainStep {

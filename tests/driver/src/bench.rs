@@ -49,6 +49,8 @@ pub struct Burst {
     pub policy_seconds: BTreeMap<String, (f64, f64)>,
     /// The pods the agent created (replayed by the plain loop).
     pub pods: Vec<Pod>,
+    /// The machine's CPU per task over the burst, split by part ([`crate::cpu::CpuSnapshot::per_task_line`]).
+    pub machine_cpu: String,
 }
 
 /// The plain kube-rs loop.
@@ -57,6 +59,8 @@ pub struct Plain {
     pub rate: f64,
     /// Each create's latency.
     pub latencies: Vec<Duration>,
+    /// The machine's CPU per pod over the loop, split by part.
+    pub machine_cpu: String,
 }
 
 /// The idle agent and the busy stream.
@@ -189,6 +193,12 @@ pub fn report(shape: &Shape, with: &Burst, without: &Burst, plain: &Plain, idle:
         plain.latencies.len() as f64 / plain.rate,
         p(&plain.latencies, 50.0),
         p(&plain.latencies, 99.0),
+    );
+    let _ = writeln!(
+        r,
+        "CPU per task, whole machine (2 vCPU) and by part:\n- default chain: {}\n- `--no-policies`: {}\n- plain \
+         loop (per pod): {}\n",
+        with.machine_cpu, without.machine_cpu, plain.machine_cpu
     );
     let _ = writeln!(
         r,

@@ -19,6 +19,7 @@
 //! - [`sim_process`]: the `kubelet-sim` binary, ready once its nodes are registered.
 //! - [`pod_watch`]: one pod watch per namespace recording when each pod was first seen and its last state.
 //! - [`clearml`]: the driver's ClearML calls (project, tasks, enqueue).
+//! - [`cpu`]: the machine's CPU time and each benchmark part's (agent, apiserver, etcd, kubelet-sim, driver).
 //! - [`demo`]: the demo's task list, checked against its values file.
 //! - [`stats`]: percentiles and `/proc` parsing (pure).
 //! - [`table`]: the demo's table (pure).
@@ -30,6 +31,7 @@ pub mod bench;
 pub mod bins;
 pub mod clearml;
 pub mod counting;
+pub mod cpu;
 pub mod demo;
 pub mod pod_watch;
 pub mod process;

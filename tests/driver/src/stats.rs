@@ -100,7 +100,7 @@ pub fn sample(pid: u32) -> Result<ProcSample, ProcError> {
 }
 
 /// `sysconf(_SC_CLK_TCK)` as `getconf` reports it; 100 (Linux's USER_HZ) if `getconf` is unavailable.
-fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         std::process::Command::new("getconf")

@@ -17,6 +17,7 @@ use driver::bench::{
 };
 use driver::clearml::{Clearml, NewTask};
 use driver::counting::{self, CountedEmulator};
+use driver::cpu::CpuSnapshot;
 use driver::pod_watch::PodWatch;
 use driver::sim_process::{SimProcess, SimSpec};
 use futures::StreamExt as _;
@@ -82,10 +83,20 @@ async fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let load_start = load_average();
-    let bench = Bench::start(args.clone()).await?;
+    let mut bench = Bench::start(args.clone()).await?;
+    // Each run starts on a quiet machine with a kubelet-sim of its own: what the previous run left kubelet-sim and
+    // the apiserver to do (its pods being scheduled, started, deleted) must not be charged to the next.
+    bench.fresh_sim("policies").await?;
+    settle().await;
     let with = bench.burst("policies", false).await?;
+    bench.fresh_sim("no-policies").await?;
+    settle().await;
     let without = bench.burst("no-policies", true).await?;
+    bench.fresh_sim("plain").await?;
+    settle().await;
     let plain = bench.plain_loop(&with.pods).await?;
+    bench.fresh_sim("idle").await?;
+    settle().await;
     let idle = bench.idle_and_busy(with.rate).await?;
     let shape = Shape {
         tasks: args.tasks,
@@ -101,7 +112,9 @@ async fn run() -> anyhow::Result<()> {
     print!("{report}");
     let path = args.out.join("report.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
-    bench.sim.stop(Duration::from_secs(10)).await?;
+    if let Some(sim) = bench.sim.take() {
+        sim.stop(Duration::from_secs(10)).await?;
+    }
     eprintln!("bench-agent: report in {}", path.display());
     Ok(())
 }
@@ -111,7 +124,9 @@ struct Bench {
     args: Args,
     env: kube_testenv::TestEnv,
     kube: kube::Client,
-    sim: SimProcess,
+    sim: Option<SimProcess>,
+    sim_bin: PathBuf,
+    sim_spec: SimSpec,
     agent_bin: PathBuf,
     values: PathBuf,
 }
@@ -132,31 +147,44 @@ impl Bench {
         let nodes = (0..args.tasks.div_ceil(100) + 1)
             .map(|i| format!("name=bench-{i},cpu=1000,memory=16Ti,gpu=110"))
             .collect();
-        let sim = SimProcess::start(
-            &sim_bin,
-            &SimSpec {
-                kubeconfig: env.kubeconfig_path().to_path_buf(),
-                namespace: None,
-                nodes,
-                // Pods keep running: the agent tracks all of them, as with long training jobs.
-                run_seconds: 1e6,
-                in_pod_agent: false,
-                log: args.out.join("kubelet-sim.log"),
-            },
-            &kube,
-            Duration::from_secs(30),
-        )
-        .await?;
+        let sim_spec = SimSpec {
+            kubeconfig: env.kubeconfig_path().to_path_buf(),
+            namespace: None,
+            nodes,
+            // Pods keep running: the agent tracks all of them, as with long training jobs.
+            run_seconds: 1e6,
+            in_pod_agent: false,
+            log: args.out.join("kubelet-sim.log"),
+        };
         let values = args.out.join("values.yaml");
         std::fs::write(&values, values_yaml(args.queues)).context("writing the bench values")?;
         Ok(Self {
             args,
             env,
             kube,
-            sim,
+            sim: None,
+            sim_bin,
+            sim_spec,
             agent_bin,
             values,
         })
+    }
+
+    /// A new kubelet-sim for the next run. The last one may still be minutes behind on the previous run's pods
+    /// (it acts on one pod at a time, a few API calls each): its work, and the apiserver's for it, would land on
+    /// the next run's figures. A fresh one lists the cluster as it is now.
+    async fn fresh_sim(&mut self, run: &str) -> anyhow::Result<()> {
+        if let Some(old) = self.sim.take() {
+            old.stop(Duration::from_secs(10)).await?;
+        }
+        let spec = SimSpec {
+            log: self.args.out.join(format!("kubelet-sim-{run}.log")),
+            ..self.sim_spec.clone()
+        };
+        self.sim = Some(
+            SimProcess::start(&self.sim_bin, &spec, &self.kube, Duration::from_secs(30)).await?,
+        );
+        Ok(())
     }
 
     fn queue_names(&self) -> Vec<String> {
@@ -239,6 +267,7 @@ impl Bench {
 
         let before = emulator.counts.snapshot();
         let cpu_before = agent.sample()?.cpu;
+        let machine_before = CpuSnapshot::take(agent.pid());
         emulator.counts.restart_firsts();
         let enqueued = enqueue_all(&clearml, &tasks).await?;
         wait_pods(&watch, &mut agent, tasks.len()).await?;
@@ -255,6 +284,8 @@ impl Bench {
         wait_handed_over(&clearml, tasks.len()).await;
         let after = emulator.counts.snapshot();
         let sample = agent.sample()?;
+        let machine_cpu =
+            CpuSnapshot::take(agent.pid()).per_task_line(&machine_before, tasks.len());
         let metrics = agent.metrics().await.unwrap_or_default();
         std::fs::write(self.args.out.join(format!("metrics-{name}.txt")), &metrics)?;
         let status = agent.stop(Duration::from_secs(60)).await?;
@@ -288,6 +319,7 @@ impl Bench {
             requests_total,
             policy_seconds: policy_seconds(&metrics),
             pods: seen.into_values().map(|p| p.last).collect(),
+            machine_cpu,
         };
         drop(watch);
         delete_pods(&pods_api).await;
@@ -304,6 +336,8 @@ impl Bench {
         let namespace = kube_testenv::create_namespace(&self.kube, "bench-plain").await?;
         let api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
         let fresh: Vec<Pod> = pods.iter().map(|p| as_submitted(p, &namespace)).collect();
+        // No agent runs here: its part reads zero.
+        let machine_before = CpuSnapshot::take(0);
         let started = Instant::now();
         let results: Vec<Result<Duration, kube::Error>> = futures::stream::iter(&fresh)
             .map(|pod| {
@@ -318,11 +352,13 @@ impl Bench {
             .collect()
             .await;
         let wall = started.elapsed();
+        let machine_cpu = CpuSnapshot::take(0).per_task_line(&machine_before, fresh.len());
         let latencies = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         delete_pods(&api).await;
         Ok(Plain {
             rate: latencies.len() as f64 / wall.as_secs_f64(),
             latencies,
+            machine_cpu,
         })
     }
 
@@ -501,6 +537,15 @@ async fn wait_handed_over(clearml: &Clearml, n: usize) {
     }
     eprintln!(
         "bench-agent: not every task reached the pending queue within 30 s; counting what was sent"
+    );
+}
+
+/// Wait (at most 120 s) until under 10% of the machine's CPU is busy, saying how long that took.
+async fn settle() {
+    let waited = driver::cpu::settle(0.10, Duration::from_secs(120)).await;
+    eprintln!(
+        "bench-agent: the machine settled in {:.1} s",
+        waited.as_secs_f64()
     );
 }
 

@@ -1,8 +1,11 @@
 //! A policy that misbehaves on demand, for the host's failure-handling tests. The config picks the behaviour:
 //! `{"mode": "loop" | "alloc" | "panic" | "bad-json" | "configmap" | "unknown-field" | "reject" | "internal" |
-//! "log-spam" | "print" | "probe" | "ok"}`; `validate-config` refuses `{"mode": "invalid"}`.
+//! "log-spam" | "print" | "probe" | "remember" | "ok"}`; `validate-config` refuses `{"mode": "invalid"}`.
 
 wit_bindgen::generate!({ path: "../../../../wit/0.1.0", world: "queue-policy" });
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use clearml::queue_policy::host::log;
 use clearml::queue_policy::types::{LogLevel, PolicyError, Task};
@@ -36,9 +39,12 @@ impl Guest for Hostile {
                 }
             }
             "alloc" => {
+                // Reserve without writing: each MiB grows linear memory, so the cap stops this within
+                // microseconds, however loaded the machine (filling the pages took ~100 ms under load, and the
+                // deadline could fire first).
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    hoard.push(vec![1u8; 1024 * 1024]);
+                    hoard.push(Vec::with_capacity(1024 * 1024));
                     std::hint::black_box(&hoard);
                 }
             }
@@ -91,6 +97,22 @@ impl Guest for Hostile {
                 v["metadata"]["annotations"] = serde_json::json!({
                     "probe": format!("env={env} args={args} file={file} dir={dir} net={net}")
                 });
+                Ok(v.to_string())
+            }
+            "remember" => {
+                // State a reused instance would carry over: a counter in the data segment and strings on the heap.
+                // A fresh instance per evaluation always reports `calls=1 held=1`.
+                static CALLS: AtomicU32 = AtomicU32::new(0);
+                static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+                let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+                let held = HELD.lock().map_or(0, |mut held| {
+                    held.push(task.id.repeat(64));
+                    held.len()
+                });
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&pod).map_err(|e| PolicyError::Internal(e.to_string()))?;
+                v["metadata"]["annotations"] =
+                    serde_json::json!({ "remember": format!("calls={calls} held={held}") });
                 Ok(v.to_string())
             }
             _ => Ok(pod),

@@ -1,0 +1,162 @@
+//! Where a run's CPU went: the whole machine's busy time (`/proc/stat`) and each part of the benchmark's
+//! (the agent, kube-apiserver, etcd, kubelet-sim, this process: the driver and the in-process emulator), so a
+//! report can say what a task costs the machine, not only the agent. Parsing is pure and unit-tested.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::stats::{cpu_ticks, human};
+
+/// Busy clock ticks (`user + nice + system + irq + softirq + steal`) from the `cpu` line of `/proc/stat`.
+pub fn machine_busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already inside user.
+    let busy = |i: usize| fields.get(i).copied();
+    Some(busy(0)? + busy(1)? + busy(2)? + busy(5)? + busy(6)? + busy(7).unwrap_or(0))
+}
+
+/// CPU time used so far by the machine and by each named part.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSnapshot {
+    /// The whole machine, every core.
+    pub machine: Duration,
+    /// Per part.
+    pub parts: BTreeMap<&'static str, Duration>,
+}
+
+/// The parts found by command name (`/proc/<pid>/comm`); the agent and this process are found by pid.
+const BY_NAME: [&str; 3] = ["kube-apiserver", "etcd", "kubelet-sim"];
+
+impl CpuSnapshot {
+    /// Now, with the agent's pid. Parts that cannot be read count zero (a report line, not a failure).
+    pub fn take(agent_pid: u32) -> Self {
+        let ticks_per_second = crate::stats::clock_ticks_per_second() as f64;
+        let of_ticks = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_second);
+        let process = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| cpu_ticks(&s))
+                .map_or(Duration::ZERO, of_ticks)
+        };
+        let mut parts = BTreeMap::new();
+        parts.insert("agent", process(agent_pid));
+        parts.insert("driver + emulator", process(std::process::id()));
+        for name in BY_NAME {
+            let total = pids_named(name).into_iter().map(process).sum();
+            parts.insert(name, total);
+        }
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| machine_busy_ticks(&s))
+            .map_or(Duration::ZERO, of_ticks);
+        Self { machine, parts }
+    }
+
+    /// What was used between `earlier` and `self`, per task, as one report line.
+    pub fn per_task_line(&self, earlier: &CpuSnapshot, tasks: usize) -> String {
+        let tasks = u32::try_from(tasks.max(1)).unwrap_or(u32::MAX);
+        let machine = self.machine.saturating_sub(earlier.machine) / tasks;
+        let mut accounted = Duration::ZERO;
+        let mut line = format!("{} machine", human(machine));
+        for (name, now) in &self.parts {
+            let used =
+                now.saturating_sub(earlier.parts.get(name).copied().unwrap_or_default()) / tasks;
+            accounted += used;
+            line.push_str(&format!(", {} {name}", human(used)));
+        }
+        line.push_str(&format!(
+            ", {} everything else",
+            human(machine.saturating_sub(accounted))
+        ));
+        line
+    }
+}
+
+/// Wait until the machine is quiet: less than `quiet` of its CPU busy over one second (kubelet-sim still
+/// starting the last run's pods, the apiserver still sending their watch events, would otherwise land on the next
+/// run's figures), or `max` has passed. Returns how long it waited.
+pub async fn settle(quiet: f64, max: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    let mut before = CpuSnapshot::take(0).machine;
+    while started.elapsed() < max {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = CpuSnapshot::take(0).machine;
+        if now.saturating_sub(before).as_secs_f64() < quiet * cores {
+            break;
+        }
+        before = now;
+    }
+    started.elapsed()
+}
+
+/// Pids whose command name is `name`.
+fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  100 5 50 9000 40 3 2 7 11 0\ncpu0 50 2 25 4500 20 1 1 3 5 0\nintr 1 2 3\n";
+        assert_eq!(machine_busy_ticks(stat), Some(100 + 5 + 50 + 3 + 2 + 7));
+        // Old kernels without steal.
+        assert_eq!(
+            machine_busy_ticks("cpu  1 2 3 4 5 6 7\n"),
+            Some(1 + 2 + 3 + 6 + 7)
+        );
+        assert_eq!(machine_busy_ticks("intr 1\n"), None);
+    }
+
+    #[test]
+    fn the_line_splits_a_task_between_the_parts() {
+        let ms = Duration::from_millis;
+        let before = CpuSnapshot {
+            machine: ms(1000),
+            parts: BTreeMap::from([("agent", ms(100)), ("etcd", ms(10))]),
+        };
+        let after = CpuSnapshot {
+            machine: ms(5000),
+            parts: BTreeMap::from([("agent", ms(1100)), ("etcd", ms(510))]),
+        };
+        assert_eq!(
+            after.per_task_line(&before, 1000),
+            "4.0 ms machine, 1.0 ms agent, 500 µs etcd, 2.5 ms everything else"
+        );
+    }
+
+    #[test]
+    fn this_machine_can_be_sampled() {
+        let now = CpuSnapshot::take(std::process::id());
+        assert!(now.machine > Duration::ZERO);
+        // A test process may not have used a clock tick yet: every part is there, none need be non-zero.
+        let parts: Vec<&str> = now.parts.keys().copied().collect();
+        assert_eq!(
+            parts,
+            [
+                "agent",
+                "driver + emulator",
+                "etcd",
+                "kube-apiserver",
+                "kubelet-sim"
+            ]
+        );
+    }
+}
