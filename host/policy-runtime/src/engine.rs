@@ -16,6 +16,7 @@ use crate::error::{EvalError, EvalErrorKind, LoadError};
 use crate::inspect;
 use crate::state::{EvalLabels, EvalState, LogRecord};
 use crate::task::TaskContext;
+use crate::workers::{Workers, WorkersError};
 
 /// Per-policy evaluation limits. Defaults: [`Limits::DEFAULT_TIMEOUT_MS`] ms, [`Limits::DEFAULT_MEMORY_MIB`] MiB:
 /// the one place they are set (the CLI's flags and the agent take them from here).
@@ -103,6 +104,9 @@ pub enum EngineError {
     /// The cache directory could not be opened.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    /// The threads that run evaluations could not be started.
+    #[error(transparent)]
+    Workers(#[from] WorkersError),
 }
 
 /// One wasmtime engine and its linker. There are two: pooled (small components) and on-demand (large ones).
@@ -165,7 +169,7 @@ struct EngineInner {
     on_demand: Backend,
     cache: Option<PrecompiledCache>,
     config: EngineConfig,
-    permits: Arc<tokio::sync::Semaphore>,
+    workers: Workers,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -195,9 +199,7 @@ impl PolicyEngine {
                 pooled,
                 on_demand,
                 cache,
-                permits: Arc::new(tokio::sync::Semaphore::new(
-                    config.max_concurrent_evaluations.max(1),
-                )),
+                workers: Workers::start(config.max_concurrent_evaluations)?,
                 config,
                 ticker_stop,
             }),
@@ -311,20 +313,15 @@ impl PolicyEngine {
         })
     }
 
-    /// Run CPU-bound policy work off the async reactor, at most `max_concurrent_evaluations` at once.
+    /// Run CPU-bound policy work off the async reactor, on one of `max_concurrent_evaluations` worker threads
+    /// (`crate::workers`). A panic in `work` is re-raised here, as a direct call would.
     pub async fn run_blocking<R, F>(&self, work: F) -> R
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        // The semaphore is never closed, so acquiring only fails if it were; then run unthrottled rather than lose work.
-        let _permit = self.inner.permits.clone().acquire_owned().await.ok();
         let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
-            Ok(result) => result,
-            // A panic in host code is a bug; propagate it to the caller as a panic, like a direct call would.
-            Err(join_err) => std::panic::resume_unwind(join_err.into_panic()),
-        }
+        self.inner.workers.run(move || span.in_scope(work)).await
     }
 }
 

@@ -21,7 +21,7 @@
 //!    used by the CLI and by `policy-testing` for authors; [`bench`] measures a component (`policy bench`).
 //!
 //! Evaluation is synchronous and CPU-bound; async callers use [`PolicyEngine::run_blocking`], which runs it off the
-//! reactor under a concurrency limit.
+//! reactor on a fixed set of worker threads ([`workers`]).
 
 #![warn(missing_docs, clippy::disallowed_methods)]
 
@@ -36,6 +36,7 @@ pub mod inspect;
 pub mod pod;
 mod state;
 pub mod task;
+pub mod workers;
 
 pub use chain::{ChainOutcome, ChainStep, PolicyChain, StepProvenance};
 pub use engine::{EngineConfig, Limits, Policy, PolicyEngine};
