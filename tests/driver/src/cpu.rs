@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::stats::{cpu_ticks, human};
+use crate::stats::{cpu_ticks, human, ticks_to_duration};
 
 /// Busy clock ticks (`user + nice + system + irq + softirq + steal`) from the `cpu` line of `/proc/stat`.
 pub fn machine_busy_ticks(stat: &str) -> Option<u64> {
@@ -33,28 +33,26 @@ pub struct CpuSnapshot {
 const BY_NAME: [&str; 3] = ["kube-apiserver", "etcd", "kubelet-sim"];
 
 impl CpuSnapshot {
-    /// Now, with the agent's pid. Parts that cannot be read count zero (a report line, not a failure).
-    pub fn take(agent_pid: u32) -> Self {
-        let ticks_per_second = crate::stats::clock_ticks_per_second() as f64;
-        let of_ticks = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_second);
+    /// Now, with the agent's pid (`None`: no agent runs, its part reads zero). Parts that cannot be read count
+    /// zero (a report line, not a failure).
+    pub fn take(agent_pid: Option<u32>) -> Self {
         let process = |pid: u32| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
                 .and_then(|s| cpu_ticks(&s))
-                .map_or(Duration::ZERO, of_ticks)
+                .map_or(Duration::ZERO, ticks_to_duration)
         };
         let mut parts = BTreeMap::new();
-        parts.insert("agent", process(agent_pid));
+        parts.insert("agent", agent_pid.map_or(Duration::ZERO, process));
         parts.insert("driver + emulator", process(std::process::id()));
         for name in BY_NAME {
             let total = pids_named(name).into_iter().map(process).sum();
             parts.insert(name, total);
         }
-        let machine = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| machine_busy_ticks(&s))
-            .map_or(Duration::ZERO, of_ticks);
-        Self { machine, parts }
+        Self {
+            machine: machine_busy(),
+            parts,
+        }
     }
 
     /// What was used between `earlier` and `self`, per task, as one report line.
@@ -77,16 +75,24 @@ impl CpuSnapshot {
     }
 }
 
+/// The whole machine's busy CPU time so far; zero if `/proc/stat` cannot be read.
+fn machine_busy() -> Duration {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| machine_busy_ticks(&s))
+        .map_or(Duration::ZERO, ticks_to_duration)
+}
+
 /// Wait until the machine is quiet: less than `quiet` of its CPU busy over one second (kubelet-sim still
 /// starting the last run's pods, the apiserver still sending their watch events, would otherwise land on the next
 /// run's figures), or `max` has passed. Returns how long it waited.
 pub async fn settle(quiet: f64, max: Duration) -> Duration {
     let started = std::time::Instant::now();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
-    let mut before = CpuSnapshot::take(0).machine;
+    let mut before = machine_busy();
     while started.elapsed() < max {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = CpuSnapshot::take(0).machine;
+        let now = machine_busy();
         if now.saturating_sub(before).as_secs_f64() < quiet * cores {
             break;
         }
@@ -144,7 +150,7 @@ mod tests {
 
     #[test]
     fn this_machine_can_be_sampled() {
-        let now = CpuSnapshot::take(std::process::id());
+        let now = CpuSnapshot::take(Some(std::process::id()));
         assert!(now.machine > Duration::ZERO);
         // A test process may not have used a clock tick yet: every part is there, none need be non-zero.
         let parts: Vec<&str> = now.parts.keys().copied().collect();

@@ -93,14 +93,19 @@ pub fn sample(pid: u32) -> Result<ProcSample, ProcError> {
         })
     };
     Ok(ProcSample {
-        cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64),
+        cpu: ticks_to_duration(ticks),
         rss_bytes: kb("VmRSS")?,
         peak_rss_bytes: kb("VmHWM")?,
     })
 }
 
+/// Clock ticks (the unit of `/proc/<pid>/stat` and `/proc/stat`) as time.
+pub(crate) fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64)
+}
+
 /// `sysconf(_SC_CLK_TCK)` as `getconf` reports it; 100 (Linux's USER_HZ) if `getconf` is unavailable.
-pub(crate) fn clock_ticks_per_second() -> u64 {
+fn clock_ticks_per_second() -> u64 {
     static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         std::process::Command::new("getconf")

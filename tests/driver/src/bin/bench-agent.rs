@@ -86,17 +86,13 @@ async fn run() -> anyhow::Result<()> {
     let mut bench = Bench::start(args.clone()).await?;
     // Each run starts on a quiet machine with a kubelet-sim of its own: what the previous run left kubelet-sim and
     // the apiserver to do (its pods being scheduled, started, deleted) must not be charged to the next.
-    bench.fresh_sim("policies").await?;
-    settle().await;
+    bench.fresh_start("policies").await?;
     let with = bench.burst("policies", false).await?;
-    bench.fresh_sim("no-policies").await?;
-    settle().await;
+    bench.fresh_start("no-policies").await?;
     let without = bench.burst("no-policies", true).await?;
-    bench.fresh_sim("plain").await?;
-    settle().await;
+    bench.fresh_start("plain").await?;
     let plain = bench.plain_loop(&with.pods).await?;
-    bench.fresh_sim("idle").await?;
-    settle().await;
+    bench.fresh_start("idle").await?;
     let idle = bench.idle_and_busy(with.rate).await?;
     let shape = Shape {
         tasks: args.tasks,
@@ -170,10 +166,10 @@ impl Bench {
         })
     }
 
-    /// A new kubelet-sim for the next run. The last one may still be minutes behind on the previous run's pods
-    /// (it acts on one pod at a time, a few API calls each): its work, and the apiserver's for it, would land on
-    /// the next run's figures. A fresh one lists the cluster as it is now.
-    async fn fresh_sim(&mut self, run: &str) -> anyhow::Result<()> {
+    /// A new kubelet-sim for the next run, then a quiet machine. The last one may still be minutes behind on the
+    /// previous run's pods (it acts on one pod at a time, a few API calls each): its work, and the apiserver's for
+    /// it, would land on the next run's figures. A fresh one lists the cluster as it is now.
+    async fn fresh_start(&mut self, run: &str) -> anyhow::Result<()> {
         if let Some(old) = self.sim.take() {
             old.stop(Duration::from_secs(10)).await?;
         }
@@ -183,6 +179,12 @@ impl Bench {
         };
         self.sim = Some(
             SimProcess::start(&self.sim_bin, &spec, &self.kube, Duration::from_secs(30)).await?,
+        );
+        // At most 120 s until under 10% of the machine's CPU is busy.
+        let waited = driver::cpu::settle(0.10, Duration::from_secs(120)).await;
+        eprintln!(
+            "bench-agent: the machine settled in {:.1} s",
+            waited.as_secs_f64()
         );
         Ok(())
     }
@@ -267,7 +269,7 @@ impl Bench {
 
         let before = emulator.counts.snapshot();
         let cpu_before = agent.sample()?.cpu;
-        let machine_before = CpuSnapshot::take(agent.pid());
+        let machine_before = CpuSnapshot::take(Some(agent.pid()));
         emulator.counts.restart_firsts();
         let enqueued = enqueue_all(&clearml, &tasks).await?;
         wait_pods(&watch, &mut agent, tasks.len()).await?;
@@ -285,7 +287,7 @@ impl Bench {
         let after = emulator.counts.snapshot();
         let sample = agent.sample()?;
         let machine_cpu =
-            CpuSnapshot::take(agent.pid()).per_task_line(&machine_before, tasks.len());
+            CpuSnapshot::take(Some(agent.pid())).per_task_line(&machine_before, tasks.len());
         let metrics = agent.metrics().await.unwrap_or_default();
         std::fs::write(self.args.out.join(format!("metrics-{name}.txt")), &metrics)?;
         let status = agent.stop(Duration::from_secs(60)).await?;
@@ -336,8 +338,7 @@ impl Bench {
         let namespace = kube_testenv::create_namespace(&self.kube, "bench-plain").await?;
         let api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
         let fresh: Vec<Pod> = pods.iter().map(|p| as_submitted(p, &namespace)).collect();
-        // No agent runs here: its part reads zero.
-        let machine_before = CpuSnapshot::take(0);
+        let machine_before = CpuSnapshot::take(None);
         let started = Instant::now();
         let results: Vec<Result<Duration, kube::Error>> = futures::stream::iter(&fresh)
             .map(|pod| {
@@ -352,7 +353,7 @@ impl Bench {
             .collect()
             .await;
         let wall = started.elapsed();
-        let machine_cpu = CpuSnapshot::take(0).per_task_line(&machine_before, fresh.len());
+        let machine_cpu = CpuSnapshot::take(None).per_task_line(&machine_before, fresh.len());
         let latencies = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         delete_pods(&api).await;
         Ok(Plain {
@@ -537,15 +538,6 @@ async fn wait_handed_over(clearml: &Clearml, n: usize) {
     }
     eprintln!(
         "bench-agent: not every task reached the pending queue within 30 s; counting what was sent"
-    );
-}
-
-/// Wait (at most 120 s) until under 10% of the machine's CPU is busy, saying how long that took.
-async fn settle() {
-    let waited = driver::cpu::settle(0.10, Duration::from_secs(120)).await;
-    eprintln!(
-        "bench-agent: the machine settled in {:.1} s",
-        waited.as_secs_f64()
     );
 }
 
