@@ -28,6 +28,17 @@ pub fn process_env(name: &str) -> Option<OsString> {
     std::env::var_os(name)
 }
 
+/// The directory of the package whose compile-time `CARGO_MANIFEST_DIR` is `compiled`, as it is now: cargo gives a
+/// test it runs its package's directory in `CARGO_MANIFEST_DIR`, and that is the checkout under test even when the
+/// binary was built from another one. Clones share one target directory (CI's fresh clone reuses it) and cargo does
+/// not rebuild a crate because its checkout moved, so `env!("CARGO_MANIFEST_DIR")` alone can name a clone that
+/// is gone, or worse another commit's files. `compiled` is the fallback, for binaries run without cargo.
+pub fn package_dir(env: impl Fn(&str) -> Option<OsString>, compiled: &str) -> PathBuf {
+    env("CARGO_MANIFEST_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(compiled), PathBuf::from)
+}
+
 /// The cache root: `$CLEARML_K8S_AGENT_CACHE`, else `$HOME/.cache/clearml-k8s-agent`; `None` when neither is set.
 /// Empty values count as unset, as the shell's `${VAR:-default}` does.
 pub fn cache_root(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
@@ -104,10 +115,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_package_dir_is_the_one_cargo_runs_the_test_in() {
+        let lookup = |value: &'static str| {
+            move |name: &str| (name == "CARGO_MANIFEST_DIR").then(|| value.into())
+        };
+        assert_eq!(package_dir(lookup("/now"), "/then"), PathBuf::from("/now"));
+        assert_eq!(package_dir(lookup(""), "/then"), PathBuf::from("/then"));
+        assert_eq!(package_dir(|_| None, "/then"), PathBuf::from("/then"));
+    }
+
     /// The shell scripts and the justfile ask `scripts/cache-root.sh`; it must say what this crate says.
     #[test]
     fn the_shell_rule_agrees() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cache-root.sh");
+        let script = package_dir(process_env, env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/cache-root.sh");
         for vars in [
             &[("HOME", "/h")][..],
             &[("HOME", "/h"), (CACHE_ENV, "/c")],

@@ -21,7 +21,8 @@ fn policy(name: &str) -> PathBuf {
 }
 
 fn template_cases() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rust-policy-template/cases")
+    cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/rust-policy-template/cases")
 }
 
 fn run(cmd: &mut Command) -> (Output, String) {
@@ -245,7 +246,8 @@ fn a_refused_component_is_a_clear_error() {
 }
 
 fn demo_chain(guardrails_config: &str) -> (Output, String) {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let demo = cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/demo");
     let step = |name: &str, config: &str| {
         format!("{}={}", policy(name).display(), demo.join(config).display())
     };

@@ -2,8 +2,7 @@
 //! same folders against the built component: `just policy-cases`).
 
 fn main() -> std::process::ExitCode {
-    policy_kit::testing::main::<guardrails::Guardrails>(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/cases"
-    ))
+    policy_kit::testing::main::<guardrails::Guardrails>(policy_kit::testing::cases_dir(env!(
+        "CARGO_MANIFEST_DIR"
+    )))
 }

@@ -15,13 +15,13 @@
 //! # }
 //! // tests/golden.rs, with `[[test]] name = "golden" harness = false` in Cargo.toml
 //! fn main() -> std::process::ExitCode {
-//!     policy_kit::testing::main::<MyPolicy>(concat!(env!("CARGO_MANIFEST_DIR"), "/cases"))
+//!     policy_kit::testing::main::<MyPolicy>(policy_kit::testing::cases_dir(env!("CARGO_MANIFEST_DIR")))
 //! }
 //! ```
 //! `BLESS=1 cargo test` rewrites the expectations of failing cases (refused under `CI`; check the diff by eye
 //! before committing it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use policy_cases::{Case, CaseTask, ErrorKind, Failure, Outcome};
@@ -73,6 +73,16 @@ pub fn evaluate<P: Policy>(case: &Case) -> Outcome {
         serde_json::from_str(&out).map_err(|e| PolicyError::Internal(e.to_string()))
     };
     run().map_err(|e| failure(&e))
+}
+
+/// The plugin's `cases/` folder in the checkout under test: cargo's `CARGO_MANIFEST_DIR` at run time, else
+/// `compiled_manifest_dir` (pass `env!("CARGO_MANIFEST_DIR")`). Clones share the target directory and cargo does
+/// not rebuild a crate whose checkout moved, so the compile-time path alone can name another clone's cases.
+pub fn cases_dir(compiled_manifest_dir: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| PathBuf::from(compiled_manifest_dir), PathBuf::from)
+        .join("cases")
 }
 
 /// The `main` of a plugin's `harness = false` golden test: every case under `cases_dir` is its own test. A plugin

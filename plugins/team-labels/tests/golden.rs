@@ -2,8 +2,7 @@
 //! same folders against the built component: `just policy-cases`).
 
 fn main() -> std::process::ExitCode {
-    policy_kit::testing::main::<team_labels::TeamLabels>(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/cases"
-    ))
+    policy_kit::testing::main::<team_labels::TeamLabels>(policy_kit::testing::cases_dir(env!(
+        "CARGO_MANIFEST_DIR"
+    )))
 }

@@ -108,7 +108,8 @@ mod tests {
     use super::*;
 
     fn demo_dir() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo")
+        cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/demo")
     }
 
     #[test]

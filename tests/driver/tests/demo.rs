@@ -3,7 +3,6 @@
 //! Skipped (with a printed reason) when the control plane is not built, except under CI, where that fails.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::Command;
 
 // Where the control plane binaries are comes from the environment: the test's edge.
@@ -21,7 +20,8 @@ fn the_demo_prints_its_table_and_every_task_ends_as_expected() {
         );
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
+        .join("../..");
     let logs = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_demo-driver"))
         .current_dir(&root)

@@ -18,7 +18,8 @@ fn template_cases_pass_in_one_test() {
 }
 
 fn template_cases() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/rust-policy-template/cases")
+    cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/rust-policy-template/cases")
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! CI run can never bless its own output.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The project's one BLESS rule (`policy_cases::bless_requested`): `BLESS=1` rewrites, refused under `CI`.
 fn bless() -> bool {
@@ -11,7 +11,7 @@ fn bless() -> bool {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
         .join("tests/config/golden")
         .join(name)
 }
