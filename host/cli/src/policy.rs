@@ -262,7 +262,7 @@ fn chain(args: ChainArgs) -> anyhow::Result<ExitCode> {
     let queue = task.queue_for_messages(args.queue.as_deref());
     chain.validate_configs(queue)?;
     let outcome = chain.run(&pod, &task, queue)?;
-    print!("{}", harness::to_yaml(&outcome.pod));
+    print!("{}", harness::to_yaml(&outcome.pod()));
     // The pod first, then the report: keep them apart on a terminal.
     std::io::Write::flush(&mut std::io::stdout())?;
     let total = outcome.steps.len();

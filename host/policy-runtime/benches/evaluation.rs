@@ -176,7 +176,8 @@ fn bench_demo_chain(engine: &PolicyEngine, policy_dir: &Path, root: &Path) -> an
 }
 
 fn main() -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = cache_paths::package_dir(cache_paths::process_env, env!("CARGO_MANIFEST_DIR"))
+        .join("../..");
     let wasm = cache_paths::test_policy("rust-policy-template");
     let policy_dir = wasm.parent().map(Path::to_path_buf).unwrap_or_default();
     let bytes = std::fs::read(&wasm)
@@ -265,7 +266,7 @@ fn main() -> anyhow::Result<()> {
         }),
     );
     report(
-        "host: parse policy output",
+        "host: parse policy output to a Value",
         &measure(|| {
             std::hint::black_box(
                 serde_json::from_str::<serde_json::Value>(&pod_json_for_host).expect("parses"),
@@ -273,9 +274,17 @@ fn main() -> anyhow::Result<()> {
         }),
     );
     report(
-        "host: strict Pod check",
+        "host: strict Pod check of a Value",
         &measure(|| {
             std::hint::black_box(policy_runtime::pod::validate_pod(&case.pod).expect("valid"));
+        }),
+    );
+    report(
+        "host: strict Pod check from JSON (the chain's)",
+        &measure(|| {
+            std::hint::black_box(
+                policy_runtime::pod::parse_pod(&pod_json_for_host).expect("valid"),
+            );
         }),
     );
     bench_default_chain(&engine, &policy_dir, &case)?;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::engine::{EvalContext, Policy};
 use crate::error::{EvalError, EvalErrorKind};
-use crate::pod::validate_pod;
+use crate::pod::{PodError, parse_pod, validate_pod};
 use crate::state::LogRecord;
 use crate::task::TaskContext;
 
@@ -36,39 +36,50 @@ pub struct StepProvenance {
 /// The final pod and how it came to be.
 #[derive(Debug, Clone)]
 pub struct ChainOutcome {
-    /// The pod after the last policy.
-    pub pod: Value,
-    /// The same pod, typed: the result of the strict Pod check, handed back so callers (the agent's guard and
+    /// The final pod, typed: the result of the strict Pod check, handed back so callers (the agent's guard and
     /// submit) never parse it again.
     pub typed: Pod,
     /// One entry per step, in order.
     pub steps: Vec<StepProvenance>,
-    /// The pod JSON each step received (`inputs[0]` is the chain's input), as the policies exchanged it. Kept so
-    /// patches are computed only when someone asks (dry-run output, provenance annotations), not on every task's
-    /// hot path.
-    inputs: Vec<String>,
+    /// The pod JSON each step received (`documents[0]` is the chain's input), as the policies exchanged it, then the
+    /// final pod's. Kept so the pod as a `Value` and the patches are built only when someone asks (dry-run output,
+    /// blame), not on every task's hot path.
+    documents: Vec<String>,
 }
 
 impl ChainOutcome {
+    /// The final pod as the last policy returned it.
+    pub fn pod(&self) -> Value {
+        self.document(self.steps.len())
+            .unwrap_or_else(|| serde_json::to_value(&self.typed).unwrap_or_default())
+    }
+
+    /// The final pod's JSON, as the last policy returned it.
+    pub fn pod_json(&self) -> &str {
+        self.documents.last().map_or("", String::as_str)
+    }
+
+    fn document(&self, index: usize) -> Option<Value> {
+        serde_json::from_str(self.documents.get(index)?).ok()
+    }
+
     /// RFC 6902 patch from step `index`'s input pod to its output pod.
     pub fn patch(&self, index: usize) -> Option<json_patch::Patch> {
-        let input: Value = serde_json::from_str(self.inputs.get(index)?).ok()?;
-        let output = match self.inputs.get(index + 1) {
-            Some(next) => serde_json::from_str(next).ok()?,
-            None => self.pod.clone(),
-        };
-        Some(json_patch::diff(&input, &output))
+        if index >= self.steps.len() {
+            return None;
+        }
+        Some(json_patch::diff(
+            &self.document(index)?,
+            &self.document(index + 1)?,
+        ))
     }
 
     /// RFC 6902 patch from the chain's input pod to its final pod.
     pub fn total_patch(&self) -> json_patch::Patch {
-        self.inputs
-            .first()
-            .and_then(|input| serde_json::from_str::<Value>(input).ok())
-            .map_or_else(
-                || json_patch::Patch(Vec::new()),
-                |input| json_patch::diff(&input, &self.pod),
-            )
+        match (self.document(0), self.document(self.steps.len())) {
+            (Some(input), Some(output)) => json_patch::diff(&input, &output),
+            _ => json_patch::Patch(Vec::new()),
+        }
     }
 }
 
@@ -105,18 +116,18 @@ impl PolicyChain {
 
     /// Run `pod` through every step and return the final pod.
     ///
-    /// Each policy's output JSON goes straight to the next policy: the host only checks that it is JSON (a scan
-    /// that builds nothing), parses once at the end, and runs the strict Pod check once, on the final pod. Only
-    /// when that fails are the intermediate pods checked, to blame the first step that produced an invalid one.
-    /// Every error names the step's policy.
+    /// Each policy's output JSON goes straight to the next policy, unchecked; the final pod gets the strict Pod check
+    /// once, parsed straight into the typed Pod. Only when something fails are the intermediate pods looked at, to
+    /// blame the first step that broke the pod: the first whose output is not JSON, else the first whose output is
+    /// not a valid Pod. A step that fails on a document an earlier step broke is not blamed for it. Every error names
+    /// the step's policy.
     pub fn run(
         &self,
         pod: &Value,
         task: &TaskContext,
         queue: Option<&str>,
     ) -> Result<ChainOutcome, EvalError> {
-        let error = |policy: &Policy, kind| step_error(policy.name(), queue, task, kind);
-        let mut current = serde_json::to_string(pod).map_err(|e| {
+        let input = serde_json::to_string(pod).map_err(|e| {
             step_error(
                 "(chain input)",
                 queue,
@@ -125,66 +136,90 @@ impl PolicyChain {
             )
         })?;
         let mut steps = Vec::with_capacity(self.steps.len());
-        let mut inputs = Vec::with_capacity(self.steps.len());
+        let mut documents = Vec::with_capacity(self.steps.len() + 1);
+        documents.push(input);
         for step in &self.steps {
-            let evaluation = step
+            let current = documents.last().map_or("", String::as_str);
+            match step
                 .policy
-                .transform(&current, task, &step.config_json, queue)?;
-            serde_json::from_str::<serde::de::IgnoredAny>(&evaluation.value)
-                .map_err(|e| error(&step.policy, EvalErrorKind::BadOutput(e.to_string())))?;
-            steps.push(StepProvenance {
-                policy: step.policy.name().to_string(),
-                sha256: step.policy.sha256().to_string(),
-                duration: evaluation.duration,
-                logs: evaluation.logs,
-            });
-            inputs.push(std::mem::replace(&mut current, evaluation.value));
+                .transform(current, task, &step.config_json, queue)
+            {
+                Ok(evaluation) => {
+                    steps.push(StepProvenance {
+                        policy: step.policy.name().to_string(),
+                        sha256: step.policy.sha256().to_string(),
+                        duration: evaluation.duration,
+                        logs: evaluation.logs,
+                    });
+                    documents.push(evaluation.value);
+                }
+                Err(err) => {
+                    return Err(self
+                        .blame_not_json(&documents[1..], task, queue)
+                        .unwrap_or(err));
+                }
+            }
         }
-        let Some(last) = self.steps.last() else {
-            // No policies: the input is the final pod, and it gets the same strict check.
-            let typed = validate_pod(pod).map_err(|e| {
-                step_error(
-                    "(chain input)",
-                    queue,
-                    task,
-                    EvalErrorKind::InvalidPod(e.to_string()),
-                )
-            })?;
-            return Ok(ChainOutcome {
-                pod: pod.clone(),
+        match parse_pod(documents.last().map_or("", String::as_str)) {
+            Ok(typed) => Ok(ChainOutcome {
                 typed,
                 steps,
-                inputs,
-            });
-        };
-        let final_pod: Value = serde_json::from_str(&current)
-            .map_err(|e| error(&last.policy, EvalErrorKind::BadOutput(e.to_string())))?;
-        let typed = match validate_pod(&final_pod) {
-            Ok(typed) => typed,
-            Err(final_error) => {
-                // Outputs in order: inputs[1..] then the final pod. Blame the first invalid one.
-                let blamed = inputs
-                    .iter()
-                    .skip(1)
-                    .enumerate()
-                    .find_map(|(i, out)| {
-                        let out: Value = serde_json::from_str(out).ok()?;
-                        validate_pod(&out).err().map(|e| (i, e))
-                    })
-                    .and_then(|(i, e)| self.steps.get(i).map(|s| (&s.policy, e)))
-                    .unwrap_or((&last.policy, final_error));
-                return Err(error(
-                    blamed.0,
-                    EvalErrorKind::InvalidPod(blamed.1.to_string()),
-                ));
-            }
-        };
-        Ok(ChainOutcome {
-            pod: final_pod,
-            typed,
-            steps,
-            inputs,
+                documents,
+            }),
+            Err(final_error) => Err(self.blame(&documents, final_error, task, queue)),
+        }
+    }
+
+    /// The error for the first step whose output (`outputs[i]` is step `i`'s) is not JSON, if any.
+    fn blame_not_json(
+        &self,
+        outputs: &[String],
+        task: &TaskContext,
+        queue: Option<&str>,
+    ) -> Option<EvalError> {
+        outputs.iter().zip(&self.steps).find_map(|(output, step)| {
+            let not_json = serde_json::from_str::<serde::de::IgnoredAny>(output).err()?;
+            Some(step_error(
+                step.policy.name(),
+                queue,
+                task,
+                EvalErrorKind::BadOutput(not_json.to_string()),
+            ))
         })
+    }
+
+    /// The error for a final pod that failed the strict check with `final_error`, blamed on the first step that
+    /// broke the pod (`documents` as in [`ChainOutcome`]); the chain's input itself when there are no steps.
+    fn blame(
+        &self,
+        documents: &[String],
+        final_error: PodError,
+        task: &TaskContext,
+        queue: Option<&str>,
+    ) -> EvalError {
+        let Some(last) = self.steps.last() else {
+            return step_error(
+                "(chain input)",
+                queue,
+                task,
+                EvalErrorKind::InvalidPod(final_error.to_string()),
+            );
+        };
+        let outputs = documents.get(1..).unwrap_or_default();
+        if let Some(err) = self.blame_not_json(outputs, task, queue) {
+            return err;
+        }
+        let (policy, pod_error) = outputs
+            .iter()
+            .zip(&self.steps)
+            .find_map(|(output, step)| Some((&step.policy, parse_pod(output).err()?)))
+            .unwrap_or((&last.policy, final_error));
+        step_error(
+            policy.name(),
+            queue,
+            task,
+            EvalErrorKind::InvalidPod(pod_error.to_string()),
+        )
     }
 }
 

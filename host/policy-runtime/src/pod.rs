@@ -3,8 +3,14 @@
 //! `k8s-openapi` types ignore unknown fields when deserialising, which would let a typo (`resourcez`) or a field
 //! from a newer API silently vanish on the way to the API server. So: deserialise strictly typed (errors name the
 //! path), serialise back, and report any input key that did not survive the round trip as an unknown field.
+//!
+//! [`parse_pod`] is the same check straight from the JSON a policy returned, for the hot path: one typed
+//! deserialise that notes every key it skipped, and only when that finds anything wrong the full check above, for
+//! its message. Both accept and refuse exactly the same documents.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Why a document is not a valid Pod.
@@ -37,6 +43,9 @@ pub enum PodError {
     /// The pod has no containers.
     #[error("`spec.containers` must list at least one container")]
     NoContainers,
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    NotJson(String),
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -79,6 +88,49 @@ pub fn validate_pod(value: &Value) -> Result<Pod, PodError> {
         return Err(PodError::NoContainers);
     }
     Ok(pod)
+}
+
+/// [`validate_pod`] on a pod given as JSON, without building a `Value` when the pod is valid.
+pub fn parse_pod(json: &str) -> Result<Pod, PodError> {
+    if let Some(pod) = parse_valid_pod(json) {
+        return Ok(pod);
+    }
+    let value: Value = serde_json::from_str(json).map_err(|e| PodError::NotJson(e.to_string()))?;
+    validate_pod(&value)
+}
+
+/// A Pod's top level with `apiVersion` and `kind` required (k8s-openapi's `Pod` checks them only when present).
+#[derive(Deserialize)]
+struct PodDocument {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    metadata: ObjectMeta,
+    spec: Option<PodSpec>,
+    status: Option<PodStatus>,
+}
+
+/// The pod, when `json` passes every check of [`validate_pod`]; `None` when anything is off (an unknown key, even one
+/// set to `null`, which [`validate_pod`] then judges).
+fn parse_valid_pod(json: &str) -> Option<Pod> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let mut skipped = false;
+    let document: PodDocument =
+        serde_ignored::deserialize(&mut deserializer, |_| skipped = true).ok()?;
+    deserializer.end().ok()?;
+    let valid = !skipped
+        && document.api_version == "v1"
+        && document.kind == "Pod"
+        && document
+            .spec
+            .as_ref()
+            .is_some_and(|s| !s.containers.is_empty());
+    valid.then_some(Pod {
+        metadata: document.metadata,
+        spec: document.spec,
+        status: document.status,
+    })
 }
 
 /// The first key present (and not null) in `input` but absent from `typed` (its typed round trip), as a path.
@@ -130,9 +182,34 @@ mod tests {
         })
     }
 
+    /// Both checks give the same verdict; `parse_pod` also refuses what is not JSON.
+    fn check(value: &Value) -> Result<Pod, PodError> {
+        let typed = validate_pod(value);
+        assert_eq!(parse_pod(&value.to_string()), typed, "on {value}");
+        typed
+    }
+
     #[test]
     fn accepts_a_valid_pod() {
-        validate_pod(&pod()).unwrap();
+        let typed = check(&pod()).unwrap();
+        assert_eq!(typed.metadata.labels.unwrap()["a"], "b");
+        // An unknown key set to null is no change and passes; a status is part of a Pod.
+        let mut p = pod();
+        p["spec"]["containers"][0]["resourcez"] = Value::Null;
+        p["status"] = json!({"phase": "Pending"});
+        check(&p).unwrap();
+    }
+
+    #[test]
+    fn parse_pod_refuses_what_is_not_json() {
+        assert!(matches!(
+            parse_pod("{\"apiVersion\""),
+            Err(PodError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_pod(&format!("{} trailing", pod())),
+            Err(PodError::NotJson(_))
+        ));
     }
 
     #[test]
@@ -140,8 +217,14 @@ mod tests {
         let mut p = pod();
         p["spec"]["containers"][0]["resourcez"] = json!({});
         assert_eq!(
-            validate_pod(&p).unwrap_err(),
+            check(&p).unwrap_err(),
             PodError::UnknownField("spec.containers[0].resourcez".into())
+        );
+        let mut p = pod();
+        p["extra"] = json!(1);
+        assert_eq!(
+            check(&p).unwrap_err(),
+            PodError::UnknownField("extra".into())
         );
     }
 
@@ -149,21 +232,27 @@ mod tests {
     fn names_badly_typed_fields() {
         let mut p = pod();
         p["spec"]["containers"][0]["ports"] = json!("8080");
-        let err = validate_pod(&p).unwrap_err().to_string();
+        let err = check(&p).unwrap_err().to_string();
         assert!(err.contains("spec.containers[0].ports"), "{err}");
     }
 
     #[test]
     fn refuses_non_pods() {
         assert!(matches!(
-            validate_pod(&json!([1])),
+            check(&json!([1])),
             Err(PodError::NotAnObject("an array"))
         ));
         let mut p = pod();
         p["kind"] = json!("Deployment");
-        assert!(matches!(validate_pod(&p), Err(PodError::WrongKind { .. })));
+        assert!(matches!(check(&p), Err(PodError::WrongKind { .. })));
+        let mut p = pod();
+        p.as_object_mut().unwrap().remove("apiVersion");
+        assert!(matches!(check(&p), Err(PodError::WrongKind { .. })));
         let mut p = pod();
         p["spec"]["containers"] = json!([]);
-        assert_eq!(validate_pod(&p).unwrap_err(), PodError::NoContainers);
+        assert_eq!(check(&p).unwrap_err(), PodError::NoContainers);
+        let mut p = pod();
+        p.as_object_mut().unwrap().remove("spec");
+        assert_eq!(check(&p).unwrap_err(), PodError::NoContainers);
     }
 }

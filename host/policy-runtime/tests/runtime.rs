@@ -89,9 +89,9 @@ fn sample_policy_labels_and_sizes_the_pod() {
     }]);
     chain.validate_configs(Some("default")).unwrap();
     let outcome = chain.run(&pod(), &task(), Some("default")).unwrap();
-    assert_eq!(outcome.pod["metadata"]["labels"]["team"], "vision");
+    assert_eq!(outcome.pod()["metadata"]["labels"]["team"], "vision");
     assert_eq!(
-        outcome.pod["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        outcome.pod()["spec"]["containers"][0]["resources"]["limits"]["cpu"],
         "2"
     );
     let step = &outcome.steps[0];
@@ -464,7 +464,7 @@ fn an_invalid_pod_in_a_chain_is_blamed_on_the_step_that_made_it() {
         matches!(&err.kind, EvalErrorKind::InvalidPod(m) if m.contains("resourcez")),
         "{err}"
     );
-    // Output that is not JSON stops the chain at once, blamed on its step.
+    // Output that is not JSON is blamed on its step, even when a later step passes it on.
     let sample_step = ChainStep {
         policy: sample().clone(),
         config_json: "null".to_string(),
