@@ -234,6 +234,9 @@ pub fn violations(pod: &Value, config: &Config) -> Vec<String> {
 impl Policy for Guardrails {
     type Config = Config;
 
+    // Guardrails only accept or refuse: the pod goes back as it came, without being serialised again.
+    const INSPECTS_ONLY: bool = true;
+
     fn parse_config(config: &Value) -> Result<Config, PolicyError> {
         let config: Config = config_from_value(config)?;
         config.check()?;

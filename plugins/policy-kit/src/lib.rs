@@ -14,8 +14,19 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub mod arena;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// Every plugin's allocator in its component: see [`arena`]. A plugin that wants another one turns off the default
+/// `arena` feature of `policy-kit`.
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena"
+))]
+#[global_allocator]
+static ALLOCATOR: arena::GlobalArena = arena::GlobalArena::new();
 
 /// Why a policy did not return a pod; mirrors the WIT `policy-error` variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +138,11 @@ pub trait Policy {
     /// Parse and check the config. `null` (a queue that gives none) arrives as [`Value::Null`].
     fn parse_config(config: &Value) -> Result<Self::Config, PolicyError>;
 
+    /// True for a policy that only accepts or rejects pods and never changes one (`transform` returns the pod it was
+    /// given, or an error): the component then hands back the pod's JSON exactly as it came instead of serialising
+    /// it again. Debug builds (the native tests of the golden cases) check the promise. Default: false.
+    const INSPECTS_ONLY: bool = false;
+
     /// True when `transform` would return the pod unchanged for this config and task, so the pod need not be
     /// parsed and re-serialised at all (a queue without overrides, a task that asks for no GPUs). Default: false.
     fn leaves_pod_unchanged(_config: &Self::Config, _task: &Task) -> bool {
@@ -191,8 +207,22 @@ pub fn transform_str<P: Policy>(
     if P::leaves_pod_unchanged(&config, task) {
         return Ok(pod.to_owned());
     }
-    let pod: Value = serde_json::from_str(pod)
+    let input = pod;
+    let pod: Value = serde_json::from_str(input)
         .map_err(|e| PolicyError::Internal(format!("the pod is not valid JSON: {e}")))?;
+    if P::INSPECTS_ONLY {
+        #[cfg(debug_assertions)]
+        let before = pod.clone();
+        let after = P::transform(pod, task, &config, log)?;
+        #[cfg(debug_assertions)]
+        if after != before {
+            return Err(PolicyError::Internal(
+                "the policy declares INSPECTS_ONLY but changed the pod".to_owned(),
+            ));
+        }
+        drop(after);
+        return Ok(input.to_owned());
+    }
     let pod = P::transform(pod, task, &config, log)?;
     serde_json::to_string(&pod)
         .map_err(|e| PolicyError::Internal(format!("cannot serialise the pod: {e}")))
@@ -397,6 +427,35 @@ mod tests {
             transform_str::<Echo>("{\"a\":1}", &Task::default(), "null", &mut log).unwrap(),
             "{\"a\":1}"
         );
+        // An inspecting policy hands the input back byte for byte, and may not change the pod.
+        struct Inspect;
+        impl Policy for Inspect {
+            const INSPECTS_ONLY: bool = true;
+            type Config = bool;
+            fn parse_config(config: &Value) -> Result<bool, PolicyError> {
+                Ok(config.as_bool().unwrap_or_default())
+            }
+            fn transform(
+                mut pod: Value,
+                _: &Task,
+                change: &bool,
+                _: &mut dyn Logger,
+            ) -> Result<Value, PolicyError> {
+                if *change {
+                    pod["changed"] = Value::Bool(true);
+                }
+                Ok(pod)
+            }
+        }
+        let spaced = "{ \"a\" : 1 }";
+        assert_eq!(
+            transform_str::<Inspect>(spaced, &Task::default(), "false", &mut log).unwrap(),
+            spaced
+        );
+        assert!(matches!(
+            transform_str::<Inspect>(spaced, &Task::default(), "true", &mut log),
+            Err(PolicyError::Internal(m)) if m.contains("INSPECTS_ONLY")
+        ));
         assert_eq!(
             container_label("containers", 0, &json!({"name": "c"})),
             "spec.containers[0] (c)"
