@@ -7,8 +7,8 @@
 //! - [`config`]: the values file (the Enterprise chart's shape), parsed strictly.
 //! - [`run`]: prepare (policies, before any connection), start up, then the dispatch loop and the worker report.
 //! - [`dispatch`]: which queues to pop now, from capacity and queue state (the pure decision core).
-//! - [`submit`]: one task from pop to pod: read → [`render`] → policy chain → [`guard`] → pending queue
-//!   ([`handover`]) → create.
+//! - [`submit`]: one task from pop to pod: read → [`pipeline`] ([`render`] → policy chain → [`guard`]) → pending
+//!   queue ([`handover`]) → create.
 //! - [`kube`]: the credentials Secret, idempotent pod creation, the pod watch and capacity counts.
 //! - [`startup`]: queue resolution, the pending queue, worker registration.
 //! - [`policies`]: each queue's chain, loaded and validated at start-up.
@@ -31,6 +31,7 @@ pub mod kube;
 pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pipeline;
 pub mod pod_events;
 pub mod policies;
 pub mod recover;

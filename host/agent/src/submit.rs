@@ -7,82 +7,26 @@
 //! (policy rejection, policy fault, guard violation, a pod the API server refuses) is failed with a message naming
 //! the queue and the policy, which the ML user sees as the task's status message.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use clearml_api::{Enqueue, NextTask, StatusChange, Task, TasksGetAll};
-use k8s_openapi::api::core::v1::Pod;
-use policy_runtime::{ChainOutcome, EvalError, PolicyEngine, TaskContext};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::config::AgentConfig;
-use crate::guard::{self, Expected};
 use crate::kube::{Created, KubeError, create_pod};
 use crate::metrics::Metrics;
-use crate::policies::{PolicySet, provenance};
-use crate::render::{self, ANNOTATION_POLICIES, Identity};
+use crate::pipeline::record_policy_times;
+pub use crate::pipeline::{
+    RenderContext, RenderFailure, Rendered, render_round, render_task, task_context,
+};
+use crate::render;
 use crate::run::{Failpoint, Shared};
 use crate::startup::ResolvedQueue;
 
 /// `status_reason` the agent writes when it fails a task.
 pub const FAIL_REASON: &str = "clearml-k8s-agent";
-
-/// What the chain produced for a task, ready to submit; also what `render` prints.
-#[derive(Debug)]
-pub struct Rendered {
-    /// The final pod, guarded and annotated.
-    pub pod: Pod,
-    /// The chain's outcome (per-step provenance and patches).
-    pub outcome: ChainOutcome,
-}
-
-/// Why a task could not be turned into a pod. The message is what the ML user reads.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderFailure {
-    /// Rendering the base pod failed.
-    #[error(transparent)]
-    Render(#[from] render::RenderError),
-    /// A policy failed or rejected the task.
-    #[error(transparent)]
-    Policy(EvalError),
-    /// The chain changed something the agent owns.
-    #[error("queue {queue}: {}changed what the agent owns: {violation}", blamed.as_ref().map(|p| format!("policy `{p}` ")).unwrap_or_default())]
-    Guard {
-        /// The queue.
-        queue: String,
-        /// The policy that made the change, when known.
-        blamed: Option<String>,
-        /// What was changed.
-        violation: guard::Violation,
-    },
-    /// The queue has no chain (cannot happen for a configured queue).
-    #[error("queue {0} has no policy chain")]
-    NoChain(String),
-    /// The base pod did not read back as a typed Pod (a bug in the agent's render; the chain checked it already).
-    #[error("queue {queue}: the agent's base pod is not a valid Pod: {reason}")]
-    BasePod {
-        /// The queue.
-        queue: String,
-        /// What serde said.
-        reason: String,
-    },
-}
-
-impl RenderFailure {
-    /// A stable label for the `tasks_failed` metric.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Render(_) => "render",
-            Self::Policy(e) => e.kind.metric_label(),
-            Self::Guard { .. } => "guard",
-            Self::NoChain(_) => "no_chain",
-            Self::BasePod { .. } => "base_pod",
-        }
-    }
-}
 
 /// Fields of a task the agent reads (`only_fields`), so a task with a large script or configuration costs no more.
 const TASK_FIELDS: &[&str] = &[
@@ -97,29 +41,6 @@ const TASK_FIELDS: &[&str] = &[
     "status",
     "execution.queue",
 ];
-
-/// The policy-facing view of a ClearML task.
-pub fn task_context(task: &Task, queue: &ResolvedQueue, user: Option<String>) -> TaskContext {
-    let mut properties = BTreeMap::new();
-    for (section, params) in task.hyperparams.iter().flatten() {
-        for (name, param) in params {
-            if let Some(value) = &param.value {
-                properties.insert(format!("{section}/{name}"), value.clone());
-            }
-        }
-    }
-    TaskContext {
-        id: task.id.clone(),
-        name: task.name.clone(),
-        project: task.project.clone(),
-        user: user.or_else(|| task.user.clone()),
-        queue_id: queue.id.clone(),
-        queue_name: queue.config.name.clone(),
-        tags: task.tags.iter().chain(&task.system_tags).cloned().collect(),
-        image: task.image().map(str::to_string),
-        properties,
-    }
-}
 
 /// Read the task's fields the pipeline needs.
 pub async fn fetch_task(shared: &Shared, task_id: &str) -> Result<Task, clearml_api::Error> {
@@ -147,98 +68,25 @@ pub async fn fetch_tasks(
     Ok(tasks.into_iter().map(|t| (t.id.clone(), t)).collect())
 }
 
-/// What rendering a pod needs besides the task: the values, who the agent is, the queue's chain.
-#[derive(Clone, Copy)]
-pub struct RenderContext<'a> {
-    /// The values.
-    pub config: &'a AgentConfig,
-    /// Who the agent is.
-    pub identity: &'a Identity,
-    /// Every queue's chain.
-    pub policies: &'a PolicySet,
-    /// The engine that runs them.
-    pub engine: &'a PolicyEngine,
-}
-
-/// Render → chain → guard → provenance, for `task` on `queue`: the one path `run` and `render` share. CPU-bound:
-/// the chain runs off the reactor.
-pub async fn render_task(
-    context: RenderContext<'_>,
-    queue: &ResolvedQueue,
-    task: TaskContext,
-) -> Result<Rendered, RenderFailure> {
-    let base = render::base_pod(
-        context.config,
-        &queue.config,
-        &queue.id,
-        &task,
-        context.identity,
-    )?;
-    let chain = context
-        .policies
-        .chain(&queue.config.name)
-        .ok_or_else(|| RenderFailure::NoChain(queue.config.name.clone()))?;
-    let queue_name = queue.config.name.clone();
-    let (outcome, base) = {
-        let chain = chain.clone();
-        context
-            .engine
-            .run_blocking(move || {
-                let outcome = chain.run(&base, &task, Some(&queue_name));
-                (outcome, base)
-            })
-            .await
-    };
-    let outcome = outcome.map_err(RenderFailure::Policy)?;
-    let base: Pod = serde_json::from_value(base).map_err(|e| {
-        // The agent's own base pod always deserialises; the chain already checked it strictly.
-        RenderFailure::BasePod {
-            queue: queue.config.name.clone(),
-            reason: e.to_string(),
-        }
-    })?;
-    let secrets = guard::secret_values(&context.config.credentials);
-    let expected = Expected {
-        base: &base,
-        use_image_entrypoint: queue.config.settings.use_image_entrypoint,
-        secrets: &secrets,
-    };
-    if let Err(violation) = guard::check(&outcome.typed, &expected) {
-        return Err(RenderFailure::Guard {
-            queue: queue.config.name.clone(),
-            blamed: guard::blame(&outcome, &violation),
-            violation,
-        });
-    }
-    let mut pod = outcome.typed.clone();
-    pod.metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(ANNOTATION_POLICIES.to_string(), provenance(&chain));
-    Ok(Rendered { pod, outcome })
-}
-
-fn record_policy_times(metrics: &Metrics, outcome: &ChainOutcome) {
-    for step in &outcome.steps {
-        metrics
-            .policy_seconds
-            .get_or_create(&crate::metrics::PolicyLabels {
-                policy: step.policy.clone(),
-            })
-            .observe(step.duration.as_secs_f64());
-    }
+/// What the dispatch round already did for a popped task.
+#[derive(Debug)]
+pub enum Prefetched {
+    /// Nothing: the submission reads the task and renders its pod itself.
+    Nothing,
+    /// The round read the task with its others and rendered its pod with theirs ([`render_round`]).
+    Rendered(Box<Result<Rendered, RenderFailure>>),
 }
 
 /// Submit one popped task. Never returns an error: every outcome is reported to ClearML, the log and the metrics.
-/// `task` is the task's document when the dispatch round already read it (`None`: read it here). The task is read
-/// and rendered first; a permit of `slots` (`--max-in-flight`) is taken only for the steps that talk to ClearML and
-/// Kubernetes for it (hand-over, pod create), so a popped task waiting for a slot is rendered by the time it gets
-/// one and the slots' requests are never held up by policy evaluation.
+/// `prefetched` is what the dispatch round did for it already. The task is read and rendered first; a permit of
+/// `slots` (`--max-in-flight`) is taken only for the steps that talk to ClearML and Kubernetes for it (hand-over,
+/// pod create), so a popped task waiting for a slot is rendered by the time it gets one and the slots' requests are
+/// never held up by policy evaluation.
 pub async fn submit(
     shared: Arc<Shared>,
     queue: ResolvedQueue,
     next: NextTask,
-    task: Option<Task>,
+    prefetched: Prefetched,
     slots: Arc<Semaphore>,
 ) {
     let task_id = next.entry.task.clone();
@@ -250,7 +98,7 @@ pub async fn submit(
     );
     async {
         shared.tracker.set_submitting(&task_id, true);
-        let outcome = submit_inner(&shared, &queue, &next, task, &slots).await;
+        let outcome = submit_inner(&shared, &queue, &next, prefetched, &slots).await;
         shared.tracker.set_submitting(&task_id, false);
         if let Err(failure) = outcome {
             // No pod will come for this reservation.
@@ -275,36 +123,40 @@ async fn submit_inner(
     shared: &Shared,
     queue: &ResolvedQueue,
     next: &NextTask,
-    prefetched: Option<Task>,
+    prefetched: Prefetched,
     slots: &Arc<Semaphore>,
 ) -> Result<(), SubmitError> {
     let task_id = &next.entry.task;
-    let fetched = match prefetched {
-        Some(task) => Ok(task),
-        None => fetch_task(shared, task_id).await,
-    };
-    let task = match fetched {
-        Ok(task) => task,
-        Err(err) => {
-            shared.metrics.clearml_error(err.endpoint());
-            return requeue(
-                shared,
+    let rendered = match prefetched {
+        Prefetched::Rendered(rendered) => {
+            shared.failpoint(Failpoint::AfterPop).await;
+            *rendered
+        }
+        Prefetched::Nothing => {
+            let task = match fetch_task(shared, task_id).await {
+                Ok(task) => task,
+                Err(err) => {
+                    shared.metrics.clearml_error(err.endpoint());
+                    return requeue(
+                        shared,
+                        queue,
+                        task_id,
+                        &format!("cannot read the task: {err}"),
+                    )
+                    .await;
+                }
+            };
+            shared.failpoint(Failpoint::AfterPop).await;
+            let user = next.task_info.as_ref().and_then(|i| i.user.clone());
+            render_task(
+                shared.render_context(),
                 queue,
-                task_id,
-                &format!("cannot read the task: {err}"),
+                task_context(&task, queue, user),
             )
-            .await;
+            .await
         }
     };
-    shared.failpoint(Failpoint::AfterPop).await;
-    let user = next.task_info.as_ref().and_then(|i| i.user.clone());
-    let rendered = match render_task(
-        shared.render_context(),
-        queue,
-        task_context(&task, queue, user),
-    )
-    .await
-    {
+    let rendered = match rendered {
         Ok(rendered) => {
             record_policy_times(&shared.metrics, &rendered.outcome);
             rendered

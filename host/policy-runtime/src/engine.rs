@@ -226,6 +226,11 @@ impl PolicyEngine {
         })
     }
 
+    /// How many evaluations run at once through [`Self::run_blocking`] (its worker threads).
+    pub fn evaluations_at_once(&self) -> usize {
+        self.inner.config.max_concurrent_evaluations.max(1)
+    }
+
     /// Where precompiled components are cached, if anywhere.
     pub fn cache_dir(&self) -> Option<&Path> {
         self.inner.cache.as_ref().map(PrecompiledCache::path)

@@ -177,13 +177,41 @@ pub(super) async fn dispatch_loop(
                 })
         };
         let popped_count = popped.len();
-        for (queue, next) in popped {
-            let document = documents.remove(&next.entry.task);
+        // The tasks read with the round are rendered together (`submit::render_round`: their chains back to back);
+        // a task missing from the read is read and rendered by its own submission.
+        let (round, alone): (Vec<_>, Vec<_>) = popped
+            .into_iter()
+            .map(|(queue, next)| {
+                let document = documents.remove(&next.entry.task);
+                (queue, next, document)
+            })
+            .partition(|(_, _, document)| document.is_some());
+        let contexts = round
+            .iter()
+            .filter_map(|(queue, next, document)| {
+                let user = next.task_info.as_ref().and_then(|i| i.user.clone());
+                Some((
+                    queue.clone(),
+                    submit::task_context(document.as_ref()?, queue, user),
+                ))
+            })
+            .collect();
+        let rendered = submit::render_round(shared.render_context(), contexts).await;
+        for ((queue, next, _), rendered) in round.into_iter().zip(rendered) {
             submissions.spawn(submit::submit(
                 shared.clone(),
                 queue,
                 next,
-                document,
+                submit::Prefetched::Rendered(Box::new(rendered)),
+                permits.clone(),
+            ));
+        }
+        for (queue, next, _) in alone {
+            submissions.spawn(submit::submit(
+                shared.clone(),
+                queue,
+                next,
+                submit::Prefetched::Nothing,
                 permits.clone(),
             ));
         }
