@@ -136,14 +136,8 @@ async fn submit_inner(
             let task = match fetch_task(shared, task_id).await {
                 Ok(task) => task,
                 Err(err) => {
-                    shared.metrics.clearml_error(err.endpoint());
-                    return requeue(
-                        shared,
-                        queue,
-                        task_id,
-                        &format!("cannot read the task: {err}"),
-                    )
-                    .await;
+                    return requeue_after(shared, queue, task_id, "cannot read the task", &err)
+                        .await;
                 }
             };
             shared.failpoint(Failpoint::AfterPop).await;
@@ -181,14 +175,8 @@ async fn submit_inner(
     let _slot = slots.clone().acquire_owned().await.ok();
     // Hand over to the pending queue first (see the module docs).
     if let Err(err) = crate::handover::hand_over(shared, queue, task_id).await {
-        shared.metrics.clearml_error(err.endpoint());
-        return requeue(
-            shared,
-            queue,
-            task_id,
-            &format!("cannot hand it to the pending queue: {err}"),
-        )
-        .await;
+        let what = "cannot hand it to the pending queue";
+        return requeue_after(shared, queue, task_id, what, &err).await;
     }
 
     shared.failpoint(Failpoint::AfterHandoff).await;
@@ -371,6 +359,18 @@ pub async fn requeue_front(
 }
 
 /// Return a task whose submission failed transiently to the front of its queue.
+/// [`requeue`] after the ClearML call `what` failed with `err` (counted in the metrics).
+async fn requeue_after(
+    shared: &Shared,
+    queue: &ResolvedQueue,
+    task_id: &str,
+    what: &str,
+    err: &clearml_api::Error,
+) -> Result<(), SubmitError> {
+    shared.metrics.clearml_error(err.endpoint());
+    requeue(shared, queue, task_id, &format!("{what}: {err}")).await
+}
+
 async fn requeue(
     shared: &Shared,
     queue: &ResolvedQueue,
