@@ -23,6 +23,17 @@ pub enum PolicyCommand {
     Bench(BenchArgs),
     /// Show a component's world, version, imports, exports, size, sha256 and whether this host accepts it.
     Inspect(InspectArgs),
+    /// Compile every policy a values file binds into the precompiled cache, then exit: what `run` does first, in a
+    /// child process, so that the compiler's memory never stays in the agent. Also useful to fill a cache volume
+    /// ahead of time (an init container). Exit 64 for a bad config or binding, as `run`.
+    Precompile(PrecompileArgs),
+}
+
+#[derive(Args)]
+pub struct PrecompileArgs {
+    /// The values file.
+    #[arg(long)]
+    pub config: PathBuf,
 }
 
 /// Options shared by commands that load a policy.
@@ -140,6 +151,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Chain(args) => chain(args),
         PolicyCommand::Bench(args) => bench(args),
         PolicyCommand::Inspect(args) => inspect_component(&args.wasm),
+        PolicyCommand::Precompile(args) => Ok(match crate::run::prepare(&args.config) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(code) => code,
+        }),
     }
 }
 

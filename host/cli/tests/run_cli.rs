@@ -199,3 +199,40 @@ async fn a_missing_queue_with_create_queues_false_exits_64_naming_it() {
     assert!(text.contains("agentk8sglue.queues.nosuchqueue"), "{text}");
     assert!(text.contains("createQueues"), "{text}");
 }
+
+#[test]
+fn policy_precompile_fills_the_cache_and_refuses_bad_bindings() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = write(
+        dir.path(),
+        "values.yaml",
+        "agentk8sglue:\n  queues:\n    gpu:\n      templateOverrides: {labels: {team: a}}\n      policies:\n        - {plugin: gpu-sizing, config: {gpus: 1}}\n        - {plugin: guardrails}\n",
+    );
+    let cache = dir.path().join("cache");
+    let (out, text) = output(
+        bin()
+            .env("CLEARML_K8S_AGENT_CACHE", &cache)
+            .args(["policy", "precompile", "--config"])
+            .arg(&values),
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let entries = std::fs::read_dir(cache.join("precompiled"))
+        .unwrap()
+        .count();
+    assert_eq!(entries, 3, "one entry per plugin the values bind");
+
+    // A bad binding is the same exit 64 as `run`'s.
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "agentk8sglue:\n  queues:\n    gpu:\n      policies:\n        - {plugin: nope}\n",
+    );
+    let (out, text) = output(
+        bin()
+            .env("CLEARML_K8S_AGENT_CACHE", &cache)
+            .args(["policy", "precompile", "--config"])
+            .arg(&bad),
+    );
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    assert!(text.contains("nope"), "{text}");
+}
