@@ -136,62 +136,63 @@ pub async fn render_round(
     context: RenderContext<'_>,
     items: Vec<(ResolvedQueue, TaskContext)>,
 ) -> Vec<Result<Rendered, RenderFailure>> {
-    let mut results: Vec<Option<Result<Rendered, RenderFailure>>> = Vec::new();
-    let mut inputs = Vec::new();
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let workers = context.engine.evaluations_at_once().min(items.len());
+    // Tasks go round-robin to one job per worker; one that failed before its chain passes through untouched.
+    let mut jobs: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
     for (index, (queue, task)) in items.into_iter().enumerate() {
-        results.push(None);
-        let base = render::base_pod(
-            context.config,
-            &queue.config,
-            &queue.id,
-            &task,
-            context.identity,
-        );
-        match (base, context.policies.chain(&queue.config.name)) {
-            (Err(err), _) => results[index] = Some(Err(err.into())),
-            (Ok(_), None) => {
-                results[index] = Some(Err(RenderFailure::NoChain(queue.config.name.clone())));
-            }
-            (Ok(base), Some(chain)) => inputs.push((
-                index,
-                ChainInput {
-                    queue,
-                    chain,
-                    base,
-                    task,
-                },
-            )),
-        }
+        jobs[index % workers].push((index, chain_input(context, queue, task)));
     }
-    let workers = context
-        .engine
-        .evaluations_at_once()
-        .min(inputs.len())
-        .max(1);
-    let mut jobs: Vec<Vec<(usize, ChainInput)>> = (0..workers).map(|_| Vec::new()).collect();
-    for (n, input) in inputs.into_iter().enumerate() {
-        jobs[n % workers].push(input);
-    }
-    let runs = jobs.into_iter().filter(|job| !job.is_empty()).map(|job| {
+    let runs = jobs.into_iter().map(|job| {
         context.engine.run_blocking(move || {
             job.into_iter()
                 .map(|(index, input)| {
-                    let outcome =
-                        input
-                            .chain
-                            .run(&input.base, &input.task, Some(&input.queue.config.name));
-                    (index, input, outcome)
+                    let ran = input.map(|input| {
+                        let queue = Some(input.queue.config.name.as_str());
+                        let outcome = input.chain.run(&input.base, &input.task, queue);
+                        (input, outcome)
+                    });
+                    (index, ran)
                 })
                 .collect::<Vec<_>>()
         })
     });
-    for (index, input, outcome) in futures::future::join_all(runs).await.into_iter().flatten() {
-        results[index] = Some(finish(context, input, outcome));
-    }
-    results
+    let mut done: Vec<_> = futures::future::join_all(runs)
+        .await
         .into_iter()
-        .map(|result| result.unwrap_or(Err(RenderFailure::NoChain(String::new()))))
+        .flatten()
+        .collect();
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter()
+        .map(|(_, ran)| ran.and_then(|(input, outcome)| finish(context, input, outcome)))
         .collect()
+}
+
+/// The base pod of `task` on `queue` and the queue's chain.
+fn chain_input(
+    context: RenderContext<'_>,
+    queue: ResolvedQueue,
+    task: TaskContext,
+) -> Result<ChainInput, RenderFailure> {
+    let base = render::base_pod(
+        context.config,
+        &queue.config,
+        &queue.id,
+        &task,
+        context.identity,
+    )?;
+    let chain = context
+        .policies
+        .chain(&queue.config.name)
+        .ok_or_else(|| RenderFailure::NoChain(queue.config.name.clone()))?;
+    Ok(ChainInput {
+        queue,
+        chain,
+        base,
+        task,
+    })
 }
 
 /// Guard and annotate a chain's outcome.

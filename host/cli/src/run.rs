@@ -143,8 +143,9 @@ fn prepare_with(config: &std::path::Path, with_policies: bool) -> Result<Prepare
 /// Compile the values' policies into the precompiled cache in a child process (`policy precompile`), so that this
 /// process only loads them from there. Compiled here, Cranelift's code and what its compilation allocated stay in
 /// the agent for good: a start that compiled the default chain ended the benchmark's 1,000-pod burst at ~62-66 MiB
-/// against ~49 MiB (the target is 60 MB), and in a pod without a cache volume every start compiles. Best effort:
-/// whatever the child could not do, `prepare` does (and reports) itself.
+/// against ~49 MiB (the target is 60 MB), and in a pod without a cache volume every start compiles. With a warm
+/// cache the child only loads and exits (10-50 ms). Best effort: whatever the child could not do, `prepare` does
+/// (and reports) itself.
 fn precompile_in_child(config: &std::path::Path) {
     if crate::cache::precompiled_dir().is_none() {
         return;

@@ -54,20 +54,12 @@ impl ChainOutcome {
             .unwrap_or_else(|| serde_json::to_value(&self.typed).unwrap_or_default())
     }
 
-    /// The final pod's JSON, as the last policy returned it.
-    pub fn pod_json(&self) -> &str {
-        self.documents.last().map_or("", String::as_str)
-    }
-
     fn document(&self, index: usize) -> Option<Value> {
         serde_json::from_str(self.documents.get(index)?).ok()
     }
 
     /// RFC 6902 patch from step `index`'s input pod to its output pod.
     pub fn patch(&self, index: usize) -> Option<json_patch::Patch> {
-        if index >= self.steps.len() {
-            return None;
-        }
         Some(json_patch::diff(
             &self.document(index)?,
             &self.document(index + 1)?,

@@ -65,12 +65,7 @@ impl<G: Grow> Arena<G> {
             }
         }
         // `size + align` bytes hold the block whether or not the new memory follows the arena's.
-        let (region, len) = self.grow_by(size.checked_add(align)?)?;
-        if region != self.end.get() {
-            // Something else in the component (wasi-libc's own malloc) grew the memory since: start afresh there.
-            self.next.set(region);
-        }
-        self.end.set(region + len);
+        self.extend(size.checked_add(align)?)?;
         self.fit(self.next.get(), size, align)
     }
 
@@ -91,21 +86,24 @@ impl<G: Grow> Arena<G> {
         if old_end != self.next.get() {
             return false;
         }
-        if new_end > self.end.get() {
-            let Some((region, len)) = self.grow_by(new_end - self.end.get()) else {
-                return false;
-            };
-            let contiguous = region == self.end.get();
-            if !contiguous {
-                self.next.set(region);
-            }
-            self.end.set(region + len);
-            if !contiguous {
-                return false;
-            }
+        if new_end > self.end.get() && self.extend(new_end - self.end.get()) != Some(true) {
+            return false;
         }
         self.next.set(new_end);
         true
+    }
+
+    /// Grow the owned memory by at least `bytes`; `Some(true)` when the new memory directly follows it. Otherwise
+    /// something else in the component (wasi-libc's own malloc) grew the memory since, and the arena goes on in the
+    /// new region.
+    fn extend(&self, bytes: usize) -> Option<bool> {
+        let (region, len) = self.grow_by(bytes)?;
+        let contiguous = region == self.end.get();
+        if !contiguous {
+            self.next.set(region);
+        }
+        self.end.set(region + len);
+        Some(contiguous)
     }
 
     /// Place a block at `from` if it fits in the owned memory.

@@ -179,25 +179,19 @@ pub(super) async fn dispatch_loop(
         let popped_count = popped.len();
         // The tasks read with the round are rendered together (`submit::render_round`: their chains back to back);
         // a task missing from the read is read and rendered by its own submission.
-        let (round, alone): (Vec<_>, Vec<_>) = popped
-            .into_iter()
-            .map(|(queue, next)| {
-                let document = documents.remove(&next.entry.task);
-                (queue, next, document)
-            })
-            .partition(|(_, _, document)| document.is_some());
-        let contexts = round
-            .iter()
-            .filter_map(|(queue, next, document)| {
-                let user = next.task_info.as_ref().and_then(|i| i.user.clone());
-                Some((
-                    queue.clone(),
-                    submit::task_context(document.as_ref()?, queue, user),
-                ))
-            })
-            .collect();
+        let (mut round, mut contexts, mut alone) = (Vec::new(), Vec::new(), Vec::new());
+        for (queue, next) in popped {
+            match documents.remove(&next.entry.task) {
+                Some(task) => {
+                    let user = next.task_info.as_ref().and_then(|i| i.user.clone());
+                    contexts.push((queue.clone(), submit::task_context(&task, &queue, user)));
+                    round.push((queue, next));
+                }
+                None => alone.push((queue, next)),
+            }
+        }
         let rendered = submit::render_round(shared.render_context(), contexts).await;
-        for ((queue, next, _), rendered) in round.into_iter().zip(rendered) {
+        for ((queue, next), rendered) in round.into_iter().zip(rendered) {
             submissions.spawn(submit::submit(
                 shared.clone(),
                 queue,
@@ -206,7 +200,7 @@ pub(super) async fn dispatch_loop(
                 permits.clone(),
             ));
         }
-        for (queue, next, _) in alone {
+        for (queue, next) in alone {
             submissions.spawn(submit::submit(
                 shared.clone(),
                 queue,

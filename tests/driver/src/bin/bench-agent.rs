@@ -96,41 +96,27 @@ async fn run() -> anyhow::Result<()> {
     // A first burst with the default chain, not counted: it meets the freshly started control plane, and its pods
     // are what the plain loop replays right after it, so the plain loop always finds the apiserver in the same state
     // (run after eleven bursts instead, it was ~20% faster than after two).
-    bench.fresh_start("warm-up").await?;
-    let warm_up = bench.burst("warm-up", false).await?;
+    let warm_up = bench.measured("warm-up", false).await?;
     bench.fresh_start("plain").await?;
     let plain = bench.plain_loop(&warm_up.pods).await?;
     // One burst lasts ~2 s on a shared machine, so a single pair moves by several points from run to run: the
     // policy cost is the median of a few pairs, each alternating which run goes first.
     let mut pairs = Vec::new();
     for pair in 0..args.pairs.max(1) {
-        let order = if pair % 2 == 0 {
-            [false, true]
+        let (with, without) = if pair % 2 == 0 {
+            let with = bench.measured(&format!("policies-{pair}"), false).await?;
+            (
+                with,
+                bench.measured(&format!("no-policies-{pair}"), true).await?,
+            )
         } else {
-            [true, false]
+            let without = bench.measured(&format!("no-policies-{pair}"), true).await?;
+            (
+                bench.measured(&format!("policies-{pair}"), false).await?,
+                without,
+            )
         };
-        let (mut with, mut without) = (None, None);
-        for no_policies in order {
-            let name = format!(
-                "{}-{pair}",
-                if no_policies {
-                    "no-policies"
-                } else {
-                    "policies"
-                }
-            );
-            bench.fresh_start(&name).await?;
-            let burst = bench.burst(&name, no_policies).await?;
-            if no_policies {
-                without = Some(burst);
-            } else {
-                with = Some(burst);
-            }
-        }
-        pairs.push((
-            with.context("the pair ran no default-chain burst")?,
-            without.context("the pair ran no --no-policies burst")?,
-        ));
+        pairs.push((with, without));
     }
     let costs: Vec<(f64, f64, f64)> = pairs
         .iter()
@@ -215,6 +201,12 @@ impl Bench {
             agent_bin,
             values,
         })
+    }
+
+    /// [`Self::fresh_start`], then [`Self::burst`].
+    async fn measured(&mut self, name: &str, no_policies: bool) -> anyhow::Result<Burst> {
+        self.fresh_start(name).await?;
+        self.burst(name, no_policies).await
     }
 
     /// A new kubelet-sim for the next run, then a quiet machine. The last one may still be minutes behind on the
