@@ -93,6 +93,16 @@ pub fn as_submitted(pod: &Pod, namespace: &str) -> Pod {
     fresh
 }
 
+/// The mean size of `pods` as JSON, as submitted ([`as_submitted`]): what the API server stores and serves.
+pub fn mean_submitted_bytes(pods: &[Pod]) -> usize {
+    let total: usize = pods
+        .iter()
+        .filter_map(|p| serde_json::to_vec(&as_submitted(p, "bench")).ok())
+        .map(|json| json.len())
+        .sum();
+    total / pods.len().max(1)
+}
+
 /// `(sum seconds, count)` per policy from the agent's per-policy histogram
 /// (`clearml_agent_policy_evaluation_seconds{policy=...}`).
 pub fn policy_seconds(metrics: &str) -> BTreeMap<String, (f64, f64)> {
@@ -150,9 +160,121 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "**not met**" }
 }
 
-/// What the default chain costs: the fraction of the `--no-policies` rate it loses.
-pub fn policy_cost(with: &Burst, without: &Burst) -> f64 {
-    1.0 - with.rate / without.rate
+/// What the default chain costs in one pair of runs: the fraction of the `--no-policies` rate it loses.
+#[derive(Debug, Clone, Copy)]
+pub struct PairCost {
+    /// The default chain's rate.
+    pub with_rate: f64,
+    /// The `--no-policies` rate.
+    pub without_rate: f64,
+}
+
+impl PairCost {
+    /// The cost of a pair of runs, given their rates.
+    pub fn of(with_rate: f64, without_rate: f64) -> Self {
+        Self {
+            with_rate,
+            without_rate,
+        }
+    }
+
+    /// `1 - with / without`.
+    pub fn cost(&self) -> f64 {
+        1.0 - self.with_rate / self.without_rate
+    }
+}
+
+impl std::fmt::Display for PairCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1}% ({:.0} / {:.0}/s)",
+            100.0 * self.cost(),
+            self.with_rate,
+            self.without_rate
+        )
+    }
+}
+
+/// A run's name: `policies-3`, `plain-no-policies-0`.
+pub fn run_name(prefix: &str, pair: usize, no_policies: bool) -> String {
+    let side = if no_policies {
+        "no-policies"
+    } else {
+        "policies"
+    };
+    format!("{prefix}{side}-{pair}")
+}
+
+/// `pairs` pairs of `run` (its flag: `--no-policies`), as `(default chain, --no-policies)`, alternating which goes
+/// first, so what drifts during a bench falls on both sides alike.
+pub async fn alternating<B, T, E>(
+    bench: &mut B,
+    pairs: usize,
+    mut run: impl AsyncFnMut(&mut B, usize, bool) -> Result<T, E>,
+) -> Result<Vec<(T, T)>, E> {
+    let mut out = Vec::new();
+    for pair in 0..pairs.max(1) {
+        let chain_first = pair % 2 == 0;
+        let first = run(bench, pair, !chain_first).await?;
+        let second = run(bench, pair, chain_first).await?;
+        out.push(if chain_first {
+            (first, second)
+        } else {
+            (second, first)
+        });
+    }
+    Ok(out)
+}
+
+/// One line per pair of bursts, in the order they ran, with the machine's CPU per task.
+pub fn every_pair_lines(pairs: &[(Burst, Burst)]) -> String {
+    let mut out = String::from("\nEvery pair (in the order they ran), CPU per task:\n");
+    for (pair, (with, without)) in pairs.iter().enumerate() {
+        let runs = [("default chain", with), ("`--no-policies`", without)];
+        let [first, second] = if pair % 2 == 0 {
+            runs
+        } else {
+            [runs[1], runs[0]]
+        };
+        let _ = writeln!(
+            out,
+            "- pair {pair}: {} {:.1} tasks/s ({}); then {} {:.1} tasks/s ({})",
+            first.0,
+            first.1.rate,
+            first.1.machine_cpu,
+            second.0,
+            second.1.rate,
+            second.1.machine_cpu
+        );
+    }
+    out
+}
+
+/// The plain loop's pairs on the chain's pods and the `--no-policies` ones: how much of the policy cost is the
+/// control plane's.
+pub fn control_plane_share(plains: &[(Plain, Plain)], with: &[Pod], without: &[Pod]) -> String {
+    let pair_costs: Vec<PairCost> = plains
+        .iter()
+        .map(|(w, wo)| PairCost::of(w.rate, wo.rate))
+        .collect();
+    let costs: Vec<f64> = pair_costs.iter().map(PairCost::cost).collect();
+    let Some((median_with, median_without)) = plains.get(median_index(&costs)) else {
+        return String::new();
+    };
+    let each: Vec<String> = pair_costs.iter().map(ToString::to_string).collect();
+    format!(
+        "\nThe control plane's share: the median pair's pods created again by the plain loop, as the default chain \
+         submitted them ({} B as JSON) and as `--no-policies` did ({} B), in {} alternating pairs: {} slower, {}. \
+         CPU per pod in the median pair: {}; {}.\n",
+        mean_submitted_bytes(with),
+        mean_submitted_bytes(without),
+        plains.len(),
+        each.join(", "),
+        format_args!("median {:.1}%", 100.0 * costs[median_index(&costs)]),
+        median_with.machine_cpu,
+        median_without.machine_cpu,
+    )
 }
 
 /// The index of the median of `values` (the lower middle for an even count; 0 when empty).
@@ -166,28 +288,24 @@ pub fn median_index(values: &[f64]) -> usize {
 }
 
 /// The Markdown report: the figures, each target and whether it is met. `with` and `without` are the median pair of
-/// throughput runs; `pairs` the policy cost and the two rates (default chain, `--no-policies`) of every pair, in the
-/// order they ran.
+/// throughput runs; `pairs` the policy cost of every pair, in the order they ran.
 pub fn report(
     shape: &Shape,
     with: &Burst,
     without: &Burst,
     plain: &Plain,
     idle: &Idle,
-    pairs: &[(f64, f64, f64)],
+    pairs: &[PairCost],
 ) -> String {
     let mut r = String::new();
     let tasks = shape.tasks as f64;
     let per_task = with.requests_total as f64 / tasks;
-    let cost = policy_cost(with, without);
+    let cost = PairCost::of(with.rate, without.rate).cost();
     let costs: Vec<String> = pairs
         .iter()
-        .map(|(c, _, _)| format!("{:.1}%", 100.0 * c))
+        .map(|c| format!("{:.1}%", 100.0 * c.cost()))
         .collect();
-    let detail: Vec<String> = pairs
-        .iter()
-        .map(|(c, w, wo)| format!("{:.1}% ({w:.0} / {wo:.0} tasks/s)", 100.0 * c))
-        .collect();
+    let detail: Vec<String> = pairs.iter().map(ToString::to_string).collect();
     let idle_p50 = percentile(&idle.idle_latencies, 50.0).unwrap_or_default();
     let busy_p50 = percentile(&idle.busy_latencies, 50.0).unwrap_or_default();
     let _ = writeln!(
@@ -198,7 +316,7 @@ pub fn report(
     let _ = writeln!(
         r,
         "Policy cost in each of {} pairs of runs after a warm-up burst (default chain / `--no-policies`, \
-         alternating which goes first): {}. The median pair:\n",
+         alternating which goes first; each run on a control plane of its own): {}. The median pair:\n",
         pairs.len(),
         detail.join(", ")
     );
@@ -360,6 +478,34 @@ pub fn breakdown(requests: &[(String, u64)], per: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pairs alternate which side runs first and come back as (default chain, `--no-policies`).
+    #[tokio::test]
+    async fn pairs_alternate_their_order() {
+        let mut order: Vec<String> = Vec::new();
+        let pairs = alternating(&mut order, 3, async |order, pair, no_policies| {
+            let name = run_name("", pair, no_policies);
+            order.push(name.clone());
+            Ok::<_, std::convert::Infallible>(name)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            order,
+            [
+                "policies-0",
+                "no-policies-0",
+                "no-policies-1",
+                "policies-1",
+                "policies-2",
+                "no-policies-2"
+            ]
+        );
+        assert!(pairs.iter().all(|(with, without)| without == &format!("no-{with}")));
+        let cost = PairCost::of(450.0, 500.0);
+        assert!((cost.cost() - 0.1).abs() < 1e-9);
+        assert_eq!(cost.to_string(), "10.0% (450 / 500/s)");
+    }
 
     #[test]
     fn the_median_pair() {

@@ -20,11 +20,27 @@ pub fn machine_busy_ticks(stat: &str) -> Option<u64> {
     Some(busy(0)? + busy(1)? + busy(2)? + busy(5)? + busy(6)? + busy(7).unwrap_or(0))
 }
 
+/// The `TLB` row of `/proc/interrupts`, summed over the CPUs: TLB shootdowns so far. In a VM each one is an
+/// inter-processor interrupt that stops the other vCPU, whatever it was running.
+pub fn tlb_shootdowns(interrupts: &str) -> Option<u64> {
+    let line = interrupts
+        .lines()
+        .find(|l| l.trim_start().starts_with("TLB:"))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .map_while(|f| f.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
 /// CPU time used so far by the machine and by each named part.
 #[derive(Debug, Clone, Default)]
 pub struct CpuSnapshot {
     /// The whole machine, every core.
     pub machine: Duration,
+    /// TLB shootdowns so far, every core ([`tlb_shootdowns`]; 0 where unreadable).
+    pub tlb_shootdowns: u64,
     /// Per part.
     pub parts: BTreeMap<&'static str, Duration>,
 }
@@ -51,6 +67,10 @@ impl CpuSnapshot {
         }
         Self {
             machine: machine_busy(),
+            tlb_shootdowns: std::fs::read_to_string("/proc/interrupts")
+                .ok()
+                .and_then(|s| tlb_shootdowns(&s))
+                .unwrap_or(0),
             parts,
         }
     }
@@ -68,8 +88,9 @@ impl CpuSnapshot {
             line.push_str(&format!(", {} {name}", human(used)));
         }
         line.push_str(&format!(
-            ", {} everything else",
-            human(machine.saturating_sub(accounted))
+            ", {} everything else; {:.1} TLB shootdowns",
+            human(machine.saturating_sub(accounted)),
+            self.tlb_shootdowns.saturating_sub(earlier.tlb_shootdowns) as f64 / f64::from(tasks)
         ));
         line
     }
@@ -132,19 +153,29 @@ mod tests {
     }
 
     #[test]
+    fn tlb_shootdowns_are_summed_over_the_cpus() {
+        let interrupts = "           CPU0       CPU1\n RES:     410324     394768   Rescheduling interrupts\n \
+                          TLB:     953513     963960   TLB shootdowns\n";
+        assert_eq!(tlb_shootdowns(interrupts), Some(953_513 + 963_960));
+        assert_eq!(tlb_shootdowns("CPU0\n"), None);
+    }
+
+    #[test]
     fn the_line_splits_a_task_between_the_parts() {
         let ms = Duration::from_millis;
         let before = CpuSnapshot {
             machine: ms(1000),
+            tlb_shootdowns: 100,
             parts: BTreeMap::from([("agent", ms(100)), ("etcd", ms(10))]),
         };
         let after = CpuSnapshot {
             machine: ms(5000),
+            tlb_shootdowns: 2600,
             parts: BTreeMap::from([("agent", ms(1100)), ("etcd", ms(510))]),
         };
         assert_eq!(
             after.per_task_line(&before, 1000),
-            "4.0 ms machine, 1.0 ms agent, 500 µs etcd, 2.5 ms everything else"
+            "4.0 ms machine, 1.0 ms agent, 500 µs etcd, 2.5 ms everything else; 2.5 TLB shootdowns"
         );
     }
 

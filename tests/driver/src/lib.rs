@@ -17,7 +17,8 @@
 //!   time of the first), one for the driver's own calls (not counted).
 //! - [`process`]: a child process with a log file, signalled by pid, killed if dropped.
 //! - [`sim_process`]: the `kubelet-sim` binary, ready once its nodes are registered.
-//! - [`pod_watch`]: one pod watch per namespace recording when each pod was first seen and its last state.
+//! - [`pod_watch`]: one pod watch per namespace recording when each pod was first seen and its last state (the whole
+//!   pod, or its metadata only).
 //! - [`clearml`]: the driver's ClearML calls (project, tasks, enqueue).
 //! - [`cpu`]: the machine's CPU time and each benchmark part's (agent, apiserver, etcd, kubelet-sim, driver).
 //! - [`demo`]: the demo's task list, checked against its values file.
@@ -47,4 +48,11 @@ pub const SECRET_KEY: &str = "driver-secret-key-not-for-production";
 /// The agent's pod name for a task (a fixed contract: `clearml-id-<task id>`).
 pub fn pod_name(task_id: &str) -> String {
     format!("clearml-id-{task_id}")
+}
+
+/// A new kube-apiserver + etcd and an admin client for it.
+pub async fn control_plane() -> Result<(kube_testenv::TestEnv, kube::Client), kube_testenv::Error> {
+    let env = kube_testenv::TestEnv::start().await?;
+    let kube = env.client().await?;
+    Ok((env, kube))
 }

@@ -1,10 +1,11 @@
 //! `just bench-agent`: the real agent's figures (BENCHMARKS.md, "The agent"). 1,000 tasks over 10 queues in the
 //! ClearML emulator, `clearml-k8s-agent run` with the default chain on every queue against the real kube-apiserver
-//! and kubelet-sim: a warm-up burst, then pairs with the same run under `--no-policies` (three by default,
+//! and kubelet-sim: a warm-up burst, then pairs with the same run under `--no-policies` (seven by default,
 //! alternating which runs first; the pair with the median policy cost is reported in full); a plain kube-rs loop
-//! creating the warm-up burst's pods at the same concurrency; an idle agent's request rate and enqueue-to-pod
-//! latency; enqueue-to-pod while busy. Loopback only, bounded in time (every wait has a deadline). Prints a Markdown
-//! report and writes it to `--out`.
+//! creating the warm-up burst's pods at the same concurrency, and pairs of it on the median pair's pods (the control
+//! plane's share of the policy cost); an idle agent's request rate and enqueue-to-pod latency; enqueue-to-pod while
+//! busy. Every run has a control plane and a kubelet-sim of its own. Loopback only, bounded in time (every wait has
+//! a deadline). Prints a Markdown report and writes it to `--out`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -15,8 +16,8 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use driver::agent_process::{AgentProcess, AgentSpec};
 use driver::bench::{
-    Burst, Idle, Plain, Shape, as_submitted, load_average, median_index, policy_cost,
-    policy_seconds, report, values_yaml,
+    Burst, Idle, PairCost, Plain, Shape, alternating, as_submitted, control_plane_share,
+    every_pair_lines, load_average, median_index, policy_seconds, report, run_name, values_yaml,
 };
 use driver::clearml::{Clearml, NewTask};
 use driver::counting::{self, CountedEmulator};
@@ -27,6 +28,7 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::core::PartialObjectMeta;
 
 /// Benchmark the agent.
 #[derive(Parser, Clone)]
@@ -51,8 +53,12 @@ struct Args {
     busy_tasks: usize,
     /// Pairs of throughput runs (default chain, `--no-policies`), alternating which goes first; the policy cost is
     /// the median pair's.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 7)]
     pairs: usize,
+    /// Pairs of plain loops (the median pair's pods, with the chain's changes and without), for the control
+    /// plane's share of the policy cost.
+    #[arg(long, default_value_t = 3)]
+    plain_pairs: usize,
     /// Logs, values and the report go here.
     #[arg(long, default_value = "target/bench-agent")]
     out: PathBuf,
@@ -91,39 +97,50 @@ async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let load_start = load_average();
     let mut bench = Bench::start(args.clone()).await?;
-    // Each run starts on a quiet machine with a kubelet-sim of its own: what the previous run left kubelet-sim and
-    // the apiserver to do (its pods being scheduled, started, deleted) must not be charged to the next.
-    // A first burst with the default chain, not counted: it meets the freshly started control plane, and its pods
-    // are what the plain loop replays right after it, so the plain loop always finds the apiserver in the same state
-    // (run after eleven bursts instead, it was ~20% faster than after two).
-    let warm_up = bench.measured("warm-up", false).await?;
+    // Each run starts on a quiet machine with a control plane and a kubelet-sim of its own (`fresh_start`): what
+    // the previous run left them to do, and the state it left them in, must not be charged to the next.
+    // A first burst with the default chain, not counted (the machine's first run: binaries and files not yet in
+    // memory); its pods are what the plain loop replays.
+    bench.start_sim("warm-up").await?;
+    let warm_up = bench.burst("warm-up", false).await?;
     bench.fresh_start("plain").await?;
     let plain = bench.plain_loop(&warm_up.pods).await?;
-    // One burst lasts ~2 s on a shared machine, so a single pair moves by several points from run to run: the
-    // policy cost is the median of a few pairs, each alternating which run goes first.
-    let mut pairs = Vec::new();
-    for pair in 0..args.pairs.max(1) {
-        let (with, without) = if pair % 2 == 0 {
-            let with = bench.measured(&format!("policies-{pair}"), false).await?;
-            (
-                with,
-                bench.measured(&format!("no-policies-{pair}"), true).await?,
-            )
-        } else {
-            let without = bench.measured(&format!("no-policies-{pair}"), true).await?;
-            (
-                bench.measured(&format!("policies-{pair}"), false).await?,
-                without,
-            )
-        };
-        pairs.push((with, without));
-    }
-    let costs: Vec<(f64, f64, f64)> = pairs
+    // One burst lasts ~2 s on a shared machine whose speed moves from minute to minute (other tenants of its
+    // host), so a single pair moves by tens of points: the policy cost is the median of several pairs, each
+    // alternating which run goes first.
+    let mut pairs = alternating(&mut bench, args.pairs, async |bench, pair, no_policies| {
+        bench
+            .measured(&run_name("", pair, no_policies), no_policies)
+            .await
+    })
+    .await?;
+    let costs: Vec<PairCost> = pairs
         .iter()
-        .map(|(w, wo)| (policy_cost(w, wo), w.rate, wo.rate))
+        .map(|(w, wo)| PairCost::of(w.rate, wo.rate))
         .collect();
-    let median = median_index(&costs.iter().map(|c| c.0).collect::<Vec<_>>());
+    let every_pair = every_pair_lines(&pairs);
+    let median = median_index(&costs.iter().map(PairCost::cost).collect::<Vec<_>>());
     let (with, without) = pairs.swap_remove(median);
+    // The control plane's share of the policy cost: the median pair's pods created again by the plain loop, as
+    // `--no-policies` submitted them and as the chain did (labels, resources, the provenance annotation: a larger
+    // pod to store, serve and run), in alternating pairs too.
+    let plains = alternating(
+        &mut bench,
+        args.plain_pairs,
+        async |bench, pair, no_policies| {
+            bench
+                .fresh_start(&run_name("plain-", pair, no_policies))
+                .await?;
+            bench
+                .plain_loop(if no_policies {
+                    &without.pods
+                } else {
+                    &with.pods
+                })
+                .await
+        },
+    )
+    .await?;
     bench.fresh_start("idle").await?;
     let idle = bench.idle_and_busy(with.rate).await?;
     let shape = Shape {
@@ -132,6 +149,8 @@ async fn run() -> anyhow::Result<()> {
         concurrency: args.concurrency,
     };
     let mut report = report(&shape, &with, &without, &plain, &idle, &costs);
+    report.push_str(&control_plane_share(&plains, &with.pods, &without.pods));
+    report.push_str(&every_pair);
     let _ = writeln!(
         report,
         "\nThe warm-up burst (default chain, not counted; the plain loop replays its pods): {:.1} tasks/s.",
@@ -152,7 +171,7 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The control plane and kubelet-sim shared by every run (each run has its own namespace and emulator).
+/// What every run needs: its own control plane and kubelet-sim ([`Bench::fresh_start`]), the binaries, the values.
 struct Bench {
     args: Args,
     env: kube_testenv::TestEnv,
@@ -168,14 +187,9 @@ impl Bench {
     async fn start(args: Args) -> anyhow::Result<Self> {
         let agent_bin = driver::bins::agent()?;
         let sim_bin = driver::bins::kubelet_sim()?;
-        eprintln!("bench-agent: starting kube-apiserver + etcd");
-        let env = kube_testenv::TestEnv::start()
+        let (env, kube) = driver::control_plane()
             .await
             .context("starting kube-apiserver + etcd")?;
-        let kube = env
-            .client()
-            .await
-            .context("connecting to the kube-apiserver")?;
         // 110 pods per node: enough nodes for one run's pods, with room.
         let nodes = (0..args.tasks.div_ceil(100) + 1)
             .map(|i| format!("name=bench-{i},cpu=1000,memory=16Ti,gpu=110"))
@@ -209,14 +223,27 @@ impl Bench {
         self.burst(name, no_policies).await
     }
 
-    /// A new kubelet-sim for the next run, then a quiet machine. The last one may still be minutes behind on the
-    /// previous run's pods (it acts on one pod at a time, a few API calls each): its work, and the apiserver's for
-    /// it, would land on the next run's figures. A fresh one lists the cluster as it is now.
+    /// A new control plane and kubelet-sim for the next run, then a quiet machine. Runs on one long-lived control
+    /// plane did not see the same one: the last kubelet-sim may still be minutes behind on the previous run's pods,
+    /// the API server's heap and etcd's history grow run after run, and etcd's periodic compaction lands on
+    /// whichever run is under way (on one control plane, the same pods by the plain loop went 771, then 786, then
+    /// 561 pods/s; the `--no-policies` bursts 484, 344, 610 tasks/s).
     async fn fresh_start(&mut self, run: &str) -> anyhow::Result<()> {
         if let Some(old) = self.sim.take() {
             old.stop(Duration::from_secs(10)).await?;
         }
+        self.env.stop();
+        eprintln!("bench-agent: run `{run}`: starting kube-apiserver + etcd");
+        (self.env, self.kube) = driver::control_plane()
+            .await
+            .context("starting kube-apiserver + etcd")?;
+        self.start_sim(run).await
+    }
+
+    /// Start kubelet-sim on the current control plane, then wait for a quiet machine.
+    async fn start_sim(&mut self, run: &str) -> anyhow::Result<()> {
         let spec = SimSpec {
+            kubeconfig: self.env.kubeconfig_path().to_path_buf(),
             log: self.args.out.join(format!("kubelet-sim-{run}.log")),
             ..self.sim_spec.clone()
         };
@@ -301,7 +328,7 @@ impl Bench {
             kube_testenv::create_namespace(&self.kube, &format!("bench-{name}")).await?;
         let pods_api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
         let emulator = CountedEmulator::start().await?;
-        let watch = PodWatch::start(pods_api.clone());
+        let watch = PodWatch::start_metadata(Api::namespaced(self.kube.clone(), &namespace));
         watch.wait_synced().await;
         let mut agent = self
             .start_agent(name, &namespace, &emulator, no_policies)
@@ -337,6 +364,13 @@ impl Bench {
         if !status.success() {
             bail!("the agent exited with {status} after SIGTERM in run {name}");
         }
+        // The pods as they are, for the plain loop: listed once, after the measured window (the watch sees only
+        // their metadata).
+        let pods = pods_api
+            .list(&ListParams::default())
+            .await
+            .context("listing the run's pods")?
+            .items;
 
         let latencies = tasks
             .iter()
@@ -363,7 +397,7 @@ impl Bench {
             requests,
             requests_total,
             policy_seconds: policy_seconds(&metrics),
-            pods: seen.into_values().map(|p| p.last).collect(),
+            pods,
             machine_cpu,
         };
         drop(watch);
@@ -416,7 +450,7 @@ impl Bench {
         let namespace = kube_testenv::create_namespace(&self.kube, "bench-idle").await?;
         let pods_api = Api::<Pod>::namespaced(self.kube.clone(), &namespace);
         let emulator = CountedEmulator::start().await?;
-        let watch = PodWatch::start(pods_api.clone());
+        let watch = PodWatch::start_metadata(Api::namespaced(self.kube.clone(), &namespace));
         watch.wait_synced().await;
         let mut agent = self
             .start_agent("idle", &namespace, &emulator, false)
@@ -528,7 +562,11 @@ async fn enqueue_all(
 
 /// Wait until the watch has seen `n` pods; fail if the agent exits, if no new pod appears for [`STALL`], or after
 /// [`PATIENCE`].
-async fn wait_pods(watch: &PodWatch, agent: &mut AgentProcess, n: usize) -> anyhow::Result<()> {
+async fn wait_pods(
+    watch: &PodWatch<PartialObjectMeta<Pod>>,
+    agent: &mut AgentProcess,
+    n: usize,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
     let mut progress = (watch.count(), Instant::now());
     loop {

@@ -79,13 +79,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let sim_bin = driver::bins::kubelet_sim()?;
 
     step("starting the control plane (kube-apiserver + etcd on loopback)");
-    let env = kube_testenv::TestEnv::start()
+    let (env, kube) = driver::control_plane()
         .await
         .context("starting kube-apiserver + etcd")?;
-    let kube = env
-        .client()
-        .await
-        .context("connecting to the kube-apiserver")?;
     let mut ns = Namespace::default();
     ns.metadata.name = Some(NAMESPACE.into());
     Api::<Namespace>::all(kube.clone())
