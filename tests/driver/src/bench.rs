@@ -501,7 +501,11 @@ mod tests {
                 "no-policies-2"
             ]
         );
-        assert!(pairs.iter().all(|(with, without)| without == &format!("no-{with}")));
+        assert!(
+            pairs
+                .iter()
+                .all(|(with, without)| without == &format!("no-{with}"))
+        );
         let cost = PairCost::of(450.0, 500.0);
         assert!((cost.cost() - 0.1).abs() < 1e-9);
         assert_eq!(cost.to_string(), "10.0% (450 / 500/s)");
