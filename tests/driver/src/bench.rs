@@ -230,8 +230,14 @@ pub fn run_name(prefix: &str, pair: usize, no_policies: bool) -> String {
     format!("{prefix}{side}-{pair}")
 }
 
-/// `pairs` pairs of `run` (its flag: `--no-policies`), as `(default chain, --no-policies)`, alternating which goes
-/// first, so what drifts during a bench falls on both sides alike.
+/// Whether pair `pair` runs the default chain first: alternately, so what drifts during a bench falls on both sides
+/// alike.
+fn chain_first(pair: usize) -> bool {
+    pair.is_multiple_of(2)
+}
+
+/// `pairs` pairs of `run` (its flag: `--no-policies`), as `(default chain, --no-policies)`, in the order
+/// [`chain_first`] gives.
 pub async fn alternating<B, T, E>(
     bench: &mut B,
     pairs: usize,
@@ -239,7 +245,7 @@ pub async fn alternating<B, T, E>(
 ) -> Result<Vec<(T, T)>, E> {
     let mut out = Vec::new();
     for pair in 0..pairs.max(1) {
-        let chain_first = pair % 2 == 0;
+        let chain_first = chain_first(pair);
         let first = run(bench, pair, !chain_first).await?;
         let second = run(bench, pair, chain_first).await?;
         out.push(if chain_first {
@@ -256,7 +262,7 @@ pub fn every_pair_lines(pairs: &[(Burst, Burst)]) -> String {
     let mut out = String::from("\nEvery pair (in the order they ran), CPU per task:\n");
     for (pair, (with, without)) in pairs.iter().enumerate() {
         let runs = [("default chain", with), ("`--no-policies`", without)];
-        let [first, second] = if pair % 2 == 0 {
+        let [first, second] = if chain_first(pair) {
             runs
         } else {
             [runs[1], runs[0]]
@@ -283,19 +289,22 @@ pub fn control_plane_share(plains: &[(Plain, Plain)], with: &[Pod], without: &[P
         .map(|(w, wo)| PairCost::of(w.rate, wo.rate))
         .collect();
     let costs: Vec<f64> = pair_costs.iter().map(PairCost::cost).collect();
-    let Some((median_with, median_without)) = plains.get(median_index(&costs)) else {
+    let median = median_index(&costs);
+    let (Some((median_with, median_without)), Some(median_cost)) =
+        (plains.get(median), costs.get(median))
+    else {
         return String::new();
     };
     let each: Vec<String> = pair_costs.iter().map(ToString::to_string).collect();
     format!(
         "\nThe control plane's share: the median pair's pods created again by the plain loop, as the default chain \
-         submitted them ({} B as JSON) and as `--no-policies` did ({} B), in {} alternating pairs: {} slower, {}. \
-         CPU per pod in the median pair: {}; {}.\n",
+         submitted them ({} B as JSON) and as `--no-policies` did ({} B), in {} alternating pairs: {} slower, median \
+         {:.1}%. CPU per pod in the median pair: {}; {}.\n",
         mean_submitted_bytes(with),
         mean_submitted_bytes(without),
         plains.len(),
         each.join(", "),
-        format_args!("median {:.1}%", 100.0 * costs[median_index(&costs)]),
+        100.0 * median_cost,
         median_with.machine_cpu,
         median_without.machine_cpu,
     )
