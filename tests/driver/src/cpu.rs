@@ -45,6 +45,19 @@ pub struct CpuSnapshot {
     pub parts: BTreeMap<&'static str, Duration>,
 }
 
+/// The pids of one run's parts, for [`CpuSnapshot::take_of`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pids {
+    /// The agent.
+    pub agent: Option<u32>,
+    /// Its control plane's kube-apiserver.
+    pub apiserver: Option<u32>,
+    /// Its control plane's etcd.
+    pub etcd: Option<u32>,
+    /// Its kubelet-sim.
+    pub sim: Option<u32>,
+}
+
 /// The parts found by command name (`/proc/<pid>/comm`); the agent and this process are found by pid.
 const BY_NAME: [&str; 3] = ["kube-apiserver", "etcd", "kubelet-sim"];
 
@@ -72,6 +85,55 @@ impl CpuSnapshot {
                 .and_then(|s| tlb_shootdowns(&s))
                 .unwrap_or(0),
             parts,
+        }
+    }
+
+    /// Now, each part found by its pid (`None`: that part reads zero): one side of an interleaved pair, whose
+    /// control plane and kubelet-sim are not the only ones running.
+    pub fn take_of(parts: &Pids) -> Self {
+        let process = |pid: Option<u32>| {
+            pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+                .and_then(|s| cpu_ticks(&s))
+                .map_or(Duration::ZERO, ticks_to_duration)
+        };
+        let mut parts_used = BTreeMap::new();
+        parts_used.insert("agent", process(parts.agent));
+        parts_used.insert("driver + emulator", process(Some(std::process::id())));
+        parts_used.insert("kube-apiserver", process(parts.apiserver));
+        parts_used.insert("etcd", process(parts.etcd));
+        parts_used.insert("kubelet-sim", process(parts.sim));
+        Self {
+            machine: machine_busy(),
+            tlb_shootdowns: std::fs::read_to_string("/proc/interrupts")
+                .ok()
+                .and_then(|s| tlb_shootdowns(&s))
+                .unwrap_or(0),
+            parts: parts_used,
+        }
+    }
+
+    /// What was used between `earlier` and `self`.
+    pub fn since(&self, earlier: &CpuSnapshot) -> CpuSnapshot {
+        CpuSnapshot {
+            machine: self.machine.saturating_sub(earlier.machine),
+            tlb_shootdowns: self.tlb_shootdowns.saturating_sub(earlier.tlb_shootdowns),
+            parts: self
+                .parts
+                .iter()
+                .map(|(name, now)| {
+                    let before = earlier.parts.get(name).copied().unwrap_or_default();
+                    (*name, now.saturating_sub(before))
+                })
+                .collect(),
+        }
+    }
+
+    /// Add what `other` used (both from [`CpuSnapshot::since`]): a side's chunks summed.
+    pub fn add(&mut self, other: &CpuSnapshot) {
+        self.machine += other.machine;
+        self.tlb_shootdowns += other.tlb_shootdowns;
+        for (name, used) in &other.parts {
+            *self.parts.entry(name).or_default() += *used;
         }
     }
 
@@ -176,6 +238,40 @@ mod tests {
         assert_eq!(
             after.per_task_line(&before, 1000),
             "4.0 ms machine, 1.0 ms agent, 500 µs etcd, 2.5 ms everything else; 2.5 TLB shootdowns"
+        );
+    }
+
+    #[test]
+    fn chunks_add_up_to_one_run() {
+        let ms = Duration::from_millis;
+        let at = |machine, agent| CpuSnapshot {
+            machine: ms(machine),
+            tlb_shootdowns: machine / 10,
+            parts: BTreeMap::from([("agent", ms(agent))]),
+        };
+        let mut used = CpuSnapshot::default();
+        used.add(&at(300, 120).since(&at(100, 20)));
+        used.add(&at(1000, 400).since(&at(800, 300)));
+        assert_eq!(used.machine, ms(400));
+        assert_eq!(used.tlb_shootdowns, 40);
+        assert_eq!(used.parts["agent"], ms(200));
+        assert_eq!(
+            used.per_task_line(&CpuSnapshot::default(), 100),
+            "4.0 ms machine, 2.0 ms agent, 2.0 ms everything else; 0.4 TLB shootdowns"
+        );
+        let parts: Vec<&str> = CpuSnapshot::take_of(&Pids::default())
+            .parts
+            .into_keys()
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                "agent",
+                "driver + emulator",
+                "etcd",
+                "kube-apiserver",
+                "kubelet-sim"
+            ]
         );
     }
 

@@ -6,7 +6,7 @@
 //! # Start here
 //! - `src/bin/demo-driver.rs` (`just demo`): the Enterprise page's queues plus a policy queue, example tasks, a table
 //!   of what became of each task.
-//! - `src/bin/bench-agent.rs` (`just bench-agent`): the agent's throughput, latency, CPU, memory and ClearML request
+//! - `src/bin/bench-agent/` (`just bench-agent`): the agent's throughput, latency, CPU, memory and ClearML request
 //!   figures recorded in BENCHMARKS.md.
 //!
 //! # Layout

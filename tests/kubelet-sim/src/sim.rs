@@ -12,7 +12,7 @@
 //! process reports; the process dies with the pod.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet, hash_map::Entry},
     future::Future,
     sync::Arc,
     time::Duration,
@@ -133,6 +133,7 @@ impl Simulator {
             assumed: HashMap::new(),
             timers: HashSet::new(),
             processes: HashMap::new(),
+            requests: HashMap::new(),
         };
         let mut synced = false;
         loop {
@@ -198,6 +199,8 @@ struct LoopState {
     timers: HashSet<ObjectRef<Pod>>,
     /// Pod uid → its in-pod agent process.
     processes: HashMap<String, Slot>,
+    /// Pod uid → its effective requests ([`decide::pod_requests`]), parsed once.
+    requests: HashMap<String, BTreeMap<String, i128>>,
 }
 
 impl LoopState {
@@ -207,6 +210,7 @@ impl LoopState {
         self.acted.remove(&uid);
         self.assumed.remove(&uid);
         self.processes.remove(&uid);
+        self.requests.remove(&uid);
     }
 
     /// Record what a process said; `true` when the pod should be looked at again.
@@ -240,8 +244,9 @@ impl LoopState {
         }
     }
 
-    /// Resources requested on each simulated node by pods that are bound (or assumed) and not finished.
-    fn usage(&self) -> Usage {
+    /// Resources requested on each simulated node by pods that are bound (or assumed) and not finished. Each pod's
+    /// requests are parsed once (a pod's resources do not change; the simulator has no in-place resize).
+    fn usage(&mut self) -> Usage {
         let mut usage = Usage::default();
         for pod in self.store.state() {
             if is_terminal(&pod) {
@@ -253,11 +258,17 @@ impl LoopState {
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .or_else(|| self.assumed.get(&uid).cloned());
-            if let Some(node) = node
-                && let Ok(req) = decide::pod_requests(&pod)
-            {
-                usage.add(&node, &req);
-            }
+            let Some(node) = node else {
+                continue;
+            };
+            let requests = match self.requests.entry(uid) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => match decide::pod_requests(&pod) {
+                    Ok(requests) => slot.insert(requests),
+                    Err(_) => continue,
+                },
+            };
+            usage.add(&node, requests);
         }
         usage
     }
@@ -312,7 +323,14 @@ impl LoopState {
         let Some((view, pod_env)) = self.observe(pod, &uid).await else {
             return;
         };
-        let decision = decide::decide(pod, &self.config, &self.usage(), Timestamp::now(), &view);
+        // Only a pod to schedule needs the nodes' usage; a sum over every pod for each status change made the
+        // simulator's cost grow with the pods it tracks (and with the resources each pod names).
+        let usage = if bound {
+            Usage::default()
+        } else {
+            self.usage()
+        };
+        let decision = decide::decide(pod, &self.config, &usage, Timestamp::now(), &view);
         let action = &decision.action;
         let name = pod.name_any();
         let namespace = pod.namespace().unwrap_or_default();
