@@ -133,3 +133,39 @@ pub async fn run(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain's pod, taken apart down to the base pod the bench's values give without policies.
+    #[test]
+    fn the_base_variant_is_the_base_pod() {
+        let chain: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "clearml-id-1",
+                         "annotations": {PROVENANCE: "gpu-sizing@sha256:00"},
+                         "labels": {"team": "team-3", "clearml.ai/user": "u", "clearml.ai/project": "p",
+                                    "clearml-task-id": "1"}},
+            "spec": {"containers": [{"name": "clearml-task", "image": "i",
+                                     "resources": {"limits": {"memory": "16Gi", "nvidia.com/gpu": "1"},
+                                                   "requests": {"cpu": "4"}}}]}
+        }))
+        .unwrap();
+        let mut base = chain.clone();
+        as_base(&mut base);
+        let base = serde_json::to_value(&base).unwrap();
+        assert_eq!(base["metadata"].get("annotations"), None);
+        assert_eq!(
+            base["metadata"]["labels"],
+            serde_json::json!({"team": "red", "clearml-task-id": "1"})
+        );
+        assert_eq!(
+            base["spec"]["containers"][0]["resources"],
+            serde_json::json!({"limits": {"memory": "1Gi"}})
+        );
+        let mut unlabelled = chain;
+        without_team_labels(&mut unlabelled);
+        assert_eq!(unlabelled.metadata.labels.unwrap().len(), 2);
+        assert_eq!(VARIANTS.len(), 5);
+    }
+}
