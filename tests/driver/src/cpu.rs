@@ -58,57 +58,48 @@ pub struct Pids {
     pub sim: Option<u32>,
 }
 
-/// The parts found by command name (`/proc/<pid>/comm`); the agent and this process are found by pid.
-const BY_NAME: [&str; 3] = ["kube-apiserver", "etcd", "kubelet-sim"];
-
 impl CpuSnapshot {
-    /// Now, with the agent's pid (`None`: no agent runs, its part reads zero). Parts that cannot be read count
-    /// zero (a report line, not a failure).
+    /// Now, with the agent's pid (`None`: no agent runs, its part reads zero), the control plane and kubelet-sim
+    /// found by command name (every one running). Parts that cannot be read count zero (a report line, not a
+    /// failure).
     pub fn take(agent_pid: Option<u32>) -> Self {
-        let process = |pid: u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| cpu_ticks(&s))
-                .map_or(Duration::ZERO, ticks_to_duration)
-        };
-        let mut parts = BTreeMap::new();
-        parts.insert("agent", agent_pid.map_or(Duration::ZERO, process));
-        parts.insert("driver + emulator", process(std::process::id()));
-        for name in BY_NAME {
-            let total = pids_named(name).into_iter().map(process).sum();
-            parts.insert(name, total);
-        }
-        Self {
-            machine: machine_busy(),
-            tlb_shootdowns: std::fs::read_to_string("/proc/interrupts")
-                .ok()
-                .and_then(|s| tlb_shootdowns(&s))
-                .unwrap_or(0),
-            parts,
-        }
+        let by_name = |name| pids_named(name).into_iter().map(process_cpu).sum();
+        Self::of_parts([
+            agent_pid.map_or(Duration::ZERO, process_cpu),
+            by_name("kube-apiserver"),
+            by_name("etcd"),
+            by_name("kubelet-sim"),
+        ])
     }
 
     /// Now, each part found by its pid (`None`: that part reads zero): one side of an interleaved pair, whose
     /// control plane and kubelet-sim are not the only ones running.
     pub fn take_of(parts: &Pids) -> Self {
-        let process = |pid: Option<u32>| {
-            pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-                .and_then(|s| cpu_ticks(&s))
-                .map_or(Duration::ZERO, ticks_to_duration)
-        };
-        let mut parts_used = BTreeMap::new();
-        parts_used.insert("agent", process(parts.agent));
-        parts_used.insert("driver + emulator", process(Some(std::process::id())));
-        parts_used.insert("kube-apiserver", process(parts.apiserver));
-        parts_used.insert("etcd", process(parts.etcd));
-        parts_used.insert("kubelet-sim", process(parts.sim));
+        let by_pid = |pid: Option<u32>| pid.map_or(Duration::ZERO, process_cpu);
+        Self::of_parts([
+            by_pid(parts.agent),
+            by_pid(parts.apiserver),
+            by_pid(parts.etcd),
+            by_pid(parts.sim),
+        ])
+    }
+
+    /// The machine now, with the agent's, kube-apiserver's, etcd's and kubelet-sim's CPU time as given and this
+    /// process's (the driver and the emulator).
+    fn of_parts([agent, apiserver, etcd, sim]: [Duration; 4]) -> Self {
         Self {
             machine: machine_busy(),
             tlb_shootdowns: std::fs::read_to_string("/proc/interrupts")
                 .ok()
                 .and_then(|s| tlb_shootdowns(&s))
                 .unwrap_or(0),
-            parts: parts_used,
+            parts: BTreeMap::from([
+                ("agent", agent),
+                ("driver + emulator", process_cpu(std::process::id())),
+                ("kube-apiserver", apiserver),
+                ("etcd", etcd),
+                ("kubelet-sim", sim),
+            ]),
         }
     }
 
@@ -156,6 +147,14 @@ impl CpuSnapshot {
         ));
         line
     }
+}
+
+/// A process's CPU time so far (utime + stime); zero if it cannot be read.
+fn process_cpu(pid: u32) -> Duration {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| cpu_ticks(&s))
+        .map_or(Duration::ZERO, ticks_to_duration)
 }
 
 /// The whole machine's busy CPU time so far; zero if `/proc/stat` cannot be read.
@@ -259,28 +258,20 @@ mod tests {
             used.per_task_line(&CpuSnapshot::default(), 100),
             "4.0 ms machine, 2.0 ms agent, 2.0 ms everything else; 0.4 TLB shootdowns"
         );
-        let parts: Vec<&str> = CpuSnapshot::take_of(&Pids::default())
-            .parts
-            .into_keys()
-            .collect();
-        assert_eq!(
-            parts,
-            [
-                "agent",
-                "driver + emulator",
-                "etcd",
-                "kube-apiserver",
-                "kubelet-sim"
-            ]
-        );
     }
 
     #[test]
     fn this_machine_can_be_sampled() {
         let now = CpuSnapshot::take(Some(std::process::id()));
         assert!(now.machine > Duration::ZERO);
-        // A test process may not have used a clock tick yet: every part is there, none need be non-zero.
+        // A test process may not have used a clock tick yet: every part is there, none need be non-zero; by pid,
+        // the same parts.
         let parts: Vec<&str> = now.parts.keys().copied().collect();
+        let by_pid: Vec<&str> = CpuSnapshot::take_of(&Pids::default())
+            .parts
+            .into_keys()
+            .collect();
+        assert_eq!(parts, by_pid);
         assert_eq!(
             parts,
             [

@@ -45,6 +45,19 @@ pub const ACCESS_KEY: &str = "DRIVER-ACCESS-KEY";
 /// See [`ACCESS_KEY`].
 pub const SECRET_KEY: &str = "driver-secret-key-not-for-production";
 
+/// The binaries' logs on stderr: `RUST_LOG`, else warnings only and none of kube's client (the driver says itself
+/// what goes wrong; the client logs every refused probe of a starting apiserver); colour only on a terminal.
+pub fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kube_client=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// The agent's pod name for a task (a fixed contract: `clearml-id-<task id>`).
 pub fn pod_name(task_id: &str) -> String {
     format!("clearml-id-{task_id}")

@@ -41,19 +41,9 @@ struct Args {
 const NAMESPACE: &str = "clearml-demo";
 const PROJECT: &str = "Demo/Computer Vision";
 
-/// The driver says itself what goes wrong; kube's client logs every refused probe of the starting apiserver.
-const QUIET_LOGS: &str = "warn,kube_client=off";
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| QUIET_LOGS.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    driver::init_logs();
     match run(Args::parse()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

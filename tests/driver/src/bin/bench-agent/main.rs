@@ -68,9 +68,6 @@ struct Args {
     out: PathBuf,
 }
 
-/// The driver says itself what goes wrong; kube's client logs every refused probe of the starting apiserver.
-const QUIET_LOGS: &str = "warn,kube_client=off";
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run().await {
@@ -83,14 +80,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| QUIET_LOGS.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    driver::init_logs();
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
