@@ -122,7 +122,14 @@ async fn a_pod_that_already_exists_is_adopted_not_duplicated() {
         .await
         .unwrap()
         .unwrap();
-    let rendered = render(&world, &prepared, "plain", &queue_id, &task).await;
+    let mut rendered = render(&world, &prepared, "plain", &queue_id, &task).await;
+    // A pod not started yet, as after a crash right after the create: kubelet-sim binds only default-scheduler
+    // pods, so the in-pod agent cannot dequeue the task before the agent adopts the pod. (Were the pod running
+    // first, its agent would take the task out of its queue, rightly: the task runs in that one pod and there is
+    // nothing left to hand over. Which came first was a race, lost under a loaded CI run.)
+    if let Some(spec) = rendered.spec.as_mut() {
+        spec.scheduler_name = Some("not-scheduled-yet".into());
+    }
     world
         .pods_api()
         .create(&Default::default(), &rendered)
