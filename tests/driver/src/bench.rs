@@ -152,7 +152,8 @@ pub fn values_yaml(queues: usize) -> String {
     out
 }
 
-fn p(samples: &[Duration], pct: f64) -> String {
+/// The `pct` percentile of `samples` for a report (`-` when there are none).
+pub fn percentile_text(samples: &[Duration], pct: f64) -> String {
     percentile(samples, pct).map_or("-".into(), human)
 }
 
@@ -363,8 +364,8 @@ pub fn report(runs: &Runs<'_>, with: &Burst, without: &Burst, plain: &Plain) -> 
             "| {name} | {:.1} | {:.2} s | {} | {} | {} | {} → {} | {} | {:.2} |",
             b.rate,
             b.wall.as_secs_f64(),
-            p(&b.latencies, 50.0),
-            p(&b.latencies, 99.0),
+            percentile_text(&b.latencies, 50.0),
+            percentile_text(&b.latencies, 99.0),
             human(b.cpu_per_task),
             mib(b.rss_ready),
             mib(b.rss_end),
@@ -377,8 +378,8 @@ pub fn report(runs: &Runs<'_>, with: &Burst, without: &Burst, plain: &Plain) -> 
         "| plain kube-rs loop, the warm-up burst's pods | {:.1} | {:.2} s | create p50 {} | p99 {} | | | | |\n",
         plain.rate,
         plain.latencies.len() as f64 / plain.rate,
-        p(&plain.latencies, 50.0),
-        p(&plain.latencies, 99.0),
+        percentile_text(&plain.latencies, 50.0),
+        percentile_text(&plain.latencies, 99.0),
     );
     let _ = writeln!(
         r,
@@ -398,16 +399,16 @@ pub fn report(runs: &Runs<'_>, with: &Burst, without: &Burst, plain: &Plain) -> 
         r,
         "Enqueue-to-pod, idle agent at the default poll settings ({} samples): p50 {}, max {}.",
         idle.idle_latencies.len(),
-        p(&idle.idle_latencies, 50.0),
-        p(&idle.idle_latencies, 100.0)
+        percentile_text(&idle.idle_latencies, 50.0),
+        percentile_text(&idle.idle_latencies, 100.0)
     );
     let _ = writeln!(
         r,
         "Enqueue-to-pod while busy ({} tasks streamed at {:.0}/s over the queues): p50 {}, p99 {}.\n",
         idle.busy_latencies.len(),
         idle.busy_rate,
-        p(&idle.busy_latencies, 50.0),
-        p(&idle.busy_latencies, 99.0)
+        percentile_text(&idle.busy_latencies, 50.0),
+        percentile_text(&idle.busy_latencies, 99.0)
     );
     let rounds = with
         .requests

@@ -59,34 +59,10 @@ pub struct Pids {
 }
 
 impl CpuSnapshot {
-    /// Now, with the agent's pid (`None`: no agent runs, its part reads zero), the control plane and kubelet-sim
-    /// found by command name (every one running). Parts that cannot be read count zero (a report line, not a
-    /// failure).
-    pub fn take(agent_pid: Option<u32>) -> Self {
-        let by_name = |name| pids_named(name).into_iter().map(process_cpu).sum();
-        Self::of_parts([
-            agent_pid.map_or(Duration::ZERO, process_cpu),
-            by_name("kube-apiserver"),
-            by_name("etcd"),
-            by_name("kubelet-sim"),
-        ])
-    }
-
     /// Now, each part found by its pid (`None`: that part reads zero): one side of an interleaved pair, whose
     /// control plane and kubelet-sim are not the only ones running.
     pub fn take_of(parts: &Pids) -> Self {
         let by_pid = |pid: Option<u32>| pid.map_or(Duration::ZERO, process_cpu);
-        Self::of_parts([
-            by_pid(parts.agent),
-            by_pid(parts.apiserver),
-            by_pid(parts.etcd),
-            by_pid(parts.sim),
-        ])
-    }
-
-    /// The machine now, with the agent's, kube-apiserver's, etcd's and kubelet-sim's CPU time as given and this
-    /// process's (the driver and the emulator).
-    fn of_parts([agent, apiserver, etcd, sim]: [Duration; 4]) -> Self {
         Self {
             machine: machine_busy(),
             tlb_shootdowns: std::fs::read_to_string("/proc/interrupts")
@@ -94,11 +70,11 @@ impl CpuSnapshot {
                 .and_then(|s| tlb_shootdowns(&s))
                 .unwrap_or(0),
             parts: BTreeMap::from([
-                ("agent", agent),
+                ("agent", by_pid(parts.agent)),
                 ("driver + emulator", process_cpu(std::process::id())),
-                ("kube-apiserver", apiserver),
-                ("etcd", etcd),
-                ("kubelet-sim", sim),
+                ("kube-apiserver", by_pid(parts.apiserver)),
+                ("etcd", by_pid(parts.etcd)),
+                ("kubelet-sim", by_pid(parts.sim)),
             ]),
         }
     }
@@ -183,20 +159,6 @@ pub async fn settle(quiet: f64, max: Duration) -> Duration {
     started.elapsed()
 }
 
-/// Pids whose command name is `name`.
-fn pids_named(name: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,16 +224,13 @@ mod tests {
 
     #[test]
     fn this_machine_can_be_sampled() {
-        let now = CpuSnapshot::take(Some(std::process::id()));
+        let now = CpuSnapshot::take_of(&Pids {
+            agent: Some(std::process::id()),
+            ..Pids::default()
+        });
         assert!(now.machine > Duration::ZERO);
-        // A test process may not have used a clock tick yet: every part is there, none need be non-zero; by pid,
-        // the same parts.
+        // A test process may not have used a clock tick yet: every part is there, none need be non-zero.
         let parts: Vec<&str> = now.parts.keys().copied().collect();
-        let by_pid: Vec<&str> = CpuSnapshot::take_of(&Pids::default())
-            .parts
-            .into_keys()
-            .collect();
-        assert_eq!(parts, by_pid);
         assert_eq!(
             parts,
             [

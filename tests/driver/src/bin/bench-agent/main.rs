@@ -19,14 +19,16 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use driver::bench::{
     Burst, Idle, PairCost, Plain, Runs, Shape, control_plane_share, every_pair_lines, load_average,
-    median_index, report, values_yaml,
+    median_index, percentile_text, report, values_yaml,
 };
 use driver::clearml::Clearml;
 use driver::counting::{self, CountedEmulator};
 use driver::pod_watch::PodWatch;
 use driver::sim_process::SimSpec;
 use kube::Api;
-use sides::{AgentSide, PlainSide, Plane, Setup, Side, create_tasks, run_interleaved, wait_pods};
+use sides::{
+    AgentSide, PlainSide, Plane, Setup, Side, create_tasks, finish_all, run_interleaved, wait_pods,
+};
 
 /// Benchmark the agent.
 #[derive(Parser, Clone)]
@@ -141,12 +143,7 @@ async fn run() -> anyhow::Result<()> {
             )),
         ];
         run_interleaved(&mut sides, pair, args.tasks, args.chunks).await?;
-        let mut finished = Vec::new();
-        for side in sides {
-            if let Side::Plain(side) = side {
-                finished.push(side.finish().await?);
-            }
-        }
+        let (_, mut finished) = finish_all(sides).await?;
         let (Some(without), Some(with)) = (finished.pop(), finished.pop()) else {
             bail!("a plain pair without its two sides");
         };
@@ -175,8 +172,8 @@ async fn run() -> anyhow::Result<()> {
          tasks/s, enqueue-to-pod p50 {}, p99 {}.",
         args.tasks,
         warm_up.rate,
-        percentile(&warm_up.latencies, 50.0),
-        percentile(&warm_up.latencies, 99.0),
+        percentile_text(&warm_up.latencies, 50.0),
+        percentile_text(&warm_up.latencies, 99.0),
     );
     let _ = writeln!(
         report,
@@ -188,10 +185,6 @@ async fn run() -> anyhow::Result<()> {
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("bench-agent: report in {}", path.display());
     Ok(())
-}
-
-fn percentile(samples: &[Duration], pct: f64) -> String {
-    driver::stats::percentile(samples, pct).map_or("-".into(), driver::stats::human)
 }
 
 /// At most 120 s until under 10% of the machine's CPU is busy (control planes and agents starting).
@@ -232,15 +225,8 @@ fn setup(args: &Args) -> anyhow::Result<Setup> {
 
 /// A pair's three sides finished, as (default chain, `--no-policies`, plain loop).
 async fn finish_pair(sides: Vec<Side>) -> anyhow::Result<(Burst, Burst, Plain)> {
-    let mut bursts = Vec::new();
-    let mut plain = None;
-    for side in sides {
-        match side {
-            Side::Agent(side) => bursts.push(side.finish().await?),
-            Side::Plain(side) => plain = Some(side.finish().await?),
-        }
-    }
-    match (bursts.pop(), bursts.pop(), plain) {
+    let (mut bursts, mut plains) = finish_all(sides).await?;
+    match (bursts.pop(), bursts.pop(), plains.pop()) {
         (Some(without), Some(with), Some(plain)) => Ok((with, without, plain)),
         _ => bail!("a pair without its three sides"),
     }

@@ -314,6 +314,18 @@ impl Side {
     }
 }
 
+/// Stop every side, in order: the agents' runs, then the plain loops'.
+pub async fn finish_all(sides: Vec<Side>) -> anyhow::Result<(Vec<Burst>, Vec<Plain>)> {
+    let (mut bursts, mut plains) = (Vec::new(), Vec::new());
+    for side in sides {
+        match side {
+            Side::Agent(side) => bursts.push(side.finish().await?),
+            Side::Plain(side) => plains.push(side.finish().await?),
+        }
+    }
+    Ok((bursts, plains))
+}
+
 /// Feed `sides` their `tasks` in `chunks` chunks each, in [`interleaving`]'s order for pair `pair`; the machine
 /// settles before every chunk (what the last chunk left kubelet-sim and the API servers to do must not land on the
 /// next side's figures).

@@ -10,7 +10,7 @@ use driver::bench::median_index;
 use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::sides::{PlainSide, Setup, Side, run_interleaved};
+use crate::sides::{PlainSide, Setup, Side, finish_all, run_interleaved};
 
 /// The chain's provenance annotation (the agent's `clearml.ai/policies`).
 const PROVENANCE: &str = "clearml.ai/policies";
@@ -98,12 +98,10 @@ pub async fn run(
             )));
         }
         run_interleaved(&mut sides, pair, setup.tasks, chunks).await?;
-        for (i, side) in sides.into_iter().enumerate() {
-            if let Side::Plain(side) = side {
-                let plain = side.finish().await?;
-                rates[i].push(plain.rate);
-                cpu[i].push(plain.machine_cpu);
-            }
+        let (_, plains) = finish_all(sides).await?;
+        for (i, plain) in plains.into_iter().enumerate() {
+            rates[i].push(plain.rate);
+            cpu[i].push(plain.machine_cpu);
         }
     }
     let mut out = format!(
