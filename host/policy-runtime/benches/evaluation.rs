@@ -130,7 +130,7 @@ fn bench_default_chain(
     );
     // In the agent a chain rarely finds its code in the caches: the API server and the rest of the agent ran on the
     // same two cores since the last one. The same chain after touching more memory than the caches hold (the touch
-    // is not timed), alone and as the first of a round of four run back to back.
+    // is not timed), alone and per chain of four run back to back after it.
     let mut evictor = vec![0u8; EVICTION_BYTES];
     let run_chain = || {
         chain
@@ -168,6 +168,17 @@ fn measure_cold(evictor: &mut [u8], round: usize, mut f: impl FnMut()) -> Vec<Du
         .collect();
     samples.sort();
     samples
+}
+
+/// The default chain on the bench's pod, then the demo's chain.
+fn bench_chains(
+    engine: &PolicyEngine,
+    policy_dir: &Path,
+    case: &Case,
+    root: &Path,
+) -> anyhow::Result<()> {
+    bench_default_chain(engine, policy_dir, case)?;
+    bench_demo_chain(engine, policy_dir, root)
 }
 
 /// The demo's chain (`examples/demo`): the doc's `green` queue with all four default plugins, on the pod the agent
@@ -243,8 +254,7 @@ fn main() -> anyhow::Result<()> {
     // `cargo bench --bench evaluation -- --chains`: only the chains, to compare a change to the runtime or the
     // plugins quickly.
     if std::env::args().any(|a| a == "--chains") {
-        bench_default_chain(&engine, &policy_dir, &case)?;
-        return bench_demo_chain(&engine, &policy_dir, &root);
+        return bench_chains(&engine, &policy_dir, &case, &root);
     }
     let t = Instant::now();
     engine.load("rust-policy-template", &bytes, None, Limits::default())?;
@@ -332,8 +342,7 @@ fn main() -> anyhow::Result<()> {
             );
         }),
     );
-    bench_default_chain(&engine, &policy_dir, &case)?;
-    bench_demo_chain(&engine, &policy_dir, &root)?;
+    bench_chains(&engine, &policy_dir, &case, &root)?;
 
     let task = native_policy::TaskInfo {
         id: &task.id,
